@@ -1,0 +1,1 @@
+"""mmimic's Warp kernels (installed as `mmimic.kernels`): muscles, observations, rewards, resets."""

@@ -1,0 +1,18 @@
+"""mmimic: motion imitation for muscle-driven human models on NVIDIA Warp and PyTorch."""
+
+from mmimic.embodiment import Embodiment, EmbodimentError, available_embodiments, load_embodiment
+from mmimic.muscles import FatigueMuscle, MujocoMuscle, MuscleModel, register_muscle_model
+from mmimic.simulator import ContactOverflowError, Simulator
+
+__all__ = [
+    "ContactOverflowError",
+    "Embodiment",
+    "EmbodimentError",
+    "FatigueMuscle",
+    "MujocoMuscle",
+    "MuscleModel",
+    "Simulator",
+    "available_embodiments",
+    "load_embodiment",
+    "register_muscle_model",
+]

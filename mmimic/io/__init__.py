@@ -1,0 +1,1 @@
+"""Readers for experimental motion and gait data (OpenSim tables)."""

@@ -1,0 +1,101 @@
+"""mmimic's muscle functions against MuJoCo C's `mju_muscleGain`, `mju_muscleBias` and `mju_muscleDynamics`."""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+import warp as wp
+
+import mmimic
+from mmimic.kernels import muscle
+
+
+@wp.kernel
+def evaluate(
+    length: wp.array(dtype=float),
+    velocity: wp.array(dtype=float),
+    ctrl: wp.array(dtype=float),
+    act: wp.array(dtype=float),
+    lengthrange: wp.array(dtype=wp.vec2),
+    acc0: wp.array(dtype=float),
+    gainprm: wp.array(dtype=muscle.vec10),
+    biasprm: wp.array(dtype=muscle.vec10),
+    dynprm: wp.array(dtype=muscle.vec10),
+    out: wp.array2d(dtype=float),
+):
+    i = wp.tid()
+    out[i, 0] = muscle.muscle_gain(length[i], velocity[i], lengthrange[i], acc0[i], gainprm[i])
+    out[i, 1] = muscle.muscle_bias(length[i], lengthrange[i], acc0[i], biasprm[i])
+    out[i, 2] = muscle.muscle_activation_rate(ctrl[i], act[i], dynprm[i])
+
+
+def grid_for(embodiment: mmimic.Embodiment, per_muscle: int, seed: int) -> dict[str, np.ndarray]:
+    """Random lengths across and beyond each muscle's range, velocities up to +-2 vmax*L0, and activations."""
+    m = embodiment.mj_model
+    rng = np.random.default_rng(seed)
+    idx = np.repeat(np.arange(m.nu), per_muscle)
+    lr = m.actuator_lengthrange[idx]
+    span = lr[:, 1] - lr[:, 0]
+    optimal = span / (m.actuator_gainprm[idx, 1] - m.actuator_gainprm[idx, 0])
+    grid = {
+        "length": lr[:, 0] + span * rng.uniform(-0.3, 1.3, idx.size),
+        "velocity": optimal * m.actuator_gainprm[idx, 6] * rng.uniform(-2.0, 2.0, idx.size),
+        "ctrl": rng.uniform(-1.0, 1.5, idx.size),
+        "act": rng.uniform(-0.1, 1.1, idx.size),
+    }
+    # Both implementations see the same float32-representable inputs.
+    return {"idx": idx} | {k: v.astype(np.float32).astype(np.float64) for k, v in grid.items()}
+
+
+def check_against_mujoco(embodiment: mmimic.Embodiment, dynprm_override: np.ndarray | None = None) -> None:
+    m = embodiment.mj_model
+    g = grid_for(embodiment, per_muscle=40, seed=1)
+    idx = g["idx"]
+    dynprm = m.actuator_dynprm[idx].copy()
+    if dynprm_override is not None:
+        dynprm[:, :3] = dynprm_override
+    f32 = lambda a: wp.array(np.asarray(a, dtype=np.float32), device="cpu")  # noqa: E731
+    out = wp.zeros((idx.size, 3), dtype=float, device="cpu")
+    wp.launch(
+        evaluate,
+        dim=idx.size,
+        inputs=[f32(g["length"]), f32(g["velocity"]), f32(g["ctrl"]), f32(g["act"]),
+                wp.array(m.actuator_lengthrange[idx].astype(np.float32), dtype=wp.vec2, device="cpu"),
+                f32(m.actuator_acc0[idx]),
+                wp.array(m.actuator_gainprm[idx].astype(np.float32), dtype=muscle.vec10, device="cpu"),
+                wp.array(m.actuator_biasprm[idx].astype(np.float32), dtype=muscle.vec10, device="cpu"),
+                wp.array(dynprm.astype(np.float32), dtype=muscle.vec10, device="cpu")],
+        outputs=[out],
+        device="cpu",
+    )
+    ours = out.numpy().astype(np.float64)
+    truth = np.array([
+        (mujoco.mju_muscleGain(g["length"][k], g["velocity"][k], m.actuator_lengthrange[i], m.actuator_acc0[i], m.actuator_gainprm[i, :9]),
+         mujoco.mju_muscleBias(g["length"][k], m.actuator_lengthrange[i], m.actuator_acc0[i], m.actuator_biasprm[i, :9]),
+         mujoco.mju_muscleDynamics(g["ctrl"][k], g["act"][k], dynprm[k, :3]))
+        for k, i in enumerate(idx)
+    ])
+    peak = np.abs(m.actuator_gainprm[idx, 2])
+    # float32 inputs and arithmetic: relative to each muscle's peak force, and to the rate scale 1/tau.
+    np.testing.assert_allclose(ours[:, 0], truth[:, 0], rtol=0, atol=1e-5 * peak.max())
+    assert np.all(np.abs(ours[:, 0] - truth[:, 0]) <= 2e-5 * peak)
+    assert np.all(np.abs(ours[:, 1] - truth[:, 1]) <= 2e-5 * peak * np.maximum(1.0, np.abs(truth[:, 1]) / peak))
+    rate_scale = 1.0 / np.minimum(dynprm[:, 0], dynprm[:, 1])
+    assert np.all(np.abs(ours[:, 2] - truth[:, 2]) <= 1e-5 * rate_scale * 3.0)
+    # The grid reaches every branch: zero and saturated force-velocity, passive force beyond (1 + lmax) / 2.
+    assert (truth[:, 0] == 0).any() and (truth[:, 1] < 0).any() and (truth[:, 2] > 0).any() and (truth[:, 2] < 0).any()
+
+
+def test_muscle_functions_equal_mujoco_fullbody(fullbody: mmimic.Embodiment) -> None:
+    check_against_mujoco(fullbody)
+
+
+def test_muscle_functions_equal_mujoco_bimanual_with_smoothing(bimanual: mmimic.Embodiment) -> None:
+    check_against_mujoco(bimanual)
+    check_against_mujoco(bimanual, dynprm_override=np.array([0.01, 0.04, 0.3]))
+
+
+def test_biasprm_differs_from_gainprm_for_two_muscles(fullbody: mmimic.Embodiment) -> None:
+    m = fullbody.mj_model
+    differ = [fullbody.muscle_names[i] for i in range(m.nu) if not np.array_equal(m.actuator_gainprm[i], m.actuator_biasprm[i])]
+    assert differ == ["SUPSP", "SUPSP_left"]
