@@ -1,5 +1,12 @@
 """mmimic: motion imitation for muscle-driven human models on NVIDIA Warp and PyTorch."""
 
+import os
+
+import warp as wp
+
+# Warp reports every kernel module it loads; set MMIMIC_WARP_VERBOSE=1 to see them.
+wp.config.quiet = os.environ.get("MMIMIC_WARP_VERBOSE", "0") != "1"
+
 from mmimic.embodiment import Embodiment, EmbodimentError, available_embodiments, load_embodiment
 from mmimic.muscles import FatigueMuscle, MujocoMuscle, MuscleModel, register_muscle_model
 from mmimic.simulator import ContactOverflowError, Simulator

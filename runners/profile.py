@@ -1,0 +1,166 @@
+"""Throughput per environment count: `python runners/profile.py --embodiment fullbody --envs 16,64`.
+
+For each count it measures physics-only control steps per second (captured substeps, random
+excitations) and peak memory, and adds a single-thread MuJoCo C row on the same machine as the
+CPU baseline. Results go to a rich table, optionally JSON (`--json`) and a PNG plot (`--plot`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file shares its name with the standard library's `profile`, which torch and warp import
+# (through cProfile): drop the script's own directory from the import path before they load.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mujoco  # noqa: E402
+import torch  # noqa: E402
+import warp as wp  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+import mmimic  # noqa: E402
+from mmimic.bench import mujoco_c_throughput, peak_memory_bytes, simulator_throughput  # noqa: E402
+from mmimic.simulator import resolve_device  # noqa: E402
+
+
+def env_counts(text: str) -> list[int]:
+    """Parse `--envs 64,256,...`: positive integers only."""
+    counts = []
+    for item in text.split(","):
+        try:
+            value = int(item)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item.strip()!r} is not an integer") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{value} is not a positive environment count")
+        counts.append(value)
+    return counts
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--embodiment", default="fullbody", help="embodiment name or directory (default fullbody)")
+    parser.add_argument("--envs", type=env_counts, default=[16], help="comma-separated environment counts (default 16)")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:K (default: a GPU if present)")
+    parser.add_argument("--steps", type=int, default=20, help="timed control steps per count (default 20)")
+    parser.add_argument("--json", type=Path, default=None, help="write the results as JSON")
+    parser.add_argument("--plot", type=Path, default=None, help="write a PNG of steps/s and memory against count")
+    args = parser.parse_args(argv)
+    if args.steps <= 0:
+        parser.error(f"--steps must be positive, got {args.steps}")
+    try:
+        args.device = resolve_device(args.device)
+    except ValueError as exc:
+        parser.error(f"--device: {exc}")
+    return args
+
+
+def measure(embodiment: mmimic.Embodiment, count: int, device: str, steps: int) -> dict:
+    """One row: physics-only throughput and peak memory for `count` worlds, or why it was skipped."""
+    try:
+        sim = mmimic.Simulator(embodiment, count, device)
+        physics = simulator_throughput(sim, steps)
+    except (MemoryError, RuntimeError) as exc:
+        if "memory" not in str(exc).lower() and not isinstance(exc, MemoryError):
+            raise
+        return {"num_envs": count, "skipped": f"does not fit in {device} memory: {exc}"}
+    finally:
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+    return {
+        "num_envs": count,
+        "physics_steps_per_s": physics.steps_per_second,
+        "physics_ms_per_step": physics.seconds_per_step * 1e3,
+        "peak_memory_mb": peak_memory_bytes(device) / 2**20,
+    }
+
+
+def environment_info(device: str, argv: list[str]) -> dict:
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": device if device == "cpu" else torch.cuda.get_device_name(device),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "versions": {"warp": wp.__version__, "mujoco": mujoco.__version__, "torch": torch.__version__},
+        "command": "python runners/profile.py " + " ".join(argv),
+    }
+
+
+def plot(rows: list[dict], baseline: dict, path: Path, title: str) -> None:
+    measured = [r for r in rows if "skipped" not in r]
+    counts = [r["num_envs"] for r in measured]
+    fig, (speed, memory) = plt.subplots(1, 2, figsize=(10, 4))
+    speed.plot(counts, [r["physics_steps_per_s"] for r in measured], "o-", label="physics (mujoco_warp + mmimic muscles)")
+    speed.axhline(baseline["steps_per_s"], color="gray", linestyle="--", label="MuJoCo C, 1 thread")
+    speed.set(xscale="log", yscale="log", xlabel="environments", ylabel="control steps / s", title=title)
+    speed.legend()
+    memory.plot(counts, [r["peak_memory_mb"] for r in measured], "o-")
+    memory.set(xscale="log", xlabel="environments", ylabel="peak memory (MB)", title="memory")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    wp.config.quiet = True
+    console = Console()
+    try:
+        embodiment = mmimic.load_embodiment(args.embodiment)
+    except mmimic.EmbodimentError as exc:
+        console.print(f"[red]--embodiment: {exc}[/red]")
+        return 2
+    console.print(f"profiling {embodiment.name} ({embodiment.num_muscles} muscles) on {args.device}; "
+                  "the first run compiles Warp kernels (about 40 s), later runs use the cache")
+    rows = []
+    with console.status("measuring") as status:
+        for count in args.envs:
+            status.update(f"{count} environments")
+            rows.append(measure(embodiment, count, args.device, args.steps))
+        status.update("MuJoCo C baseline")
+        c = mujoco_c_throughput(embodiment, max(args.steps * 5, 100))
+    baseline = {"steps_per_s": c.steps_per_second, "ms_per_step": c.seconds_per_step * 1e3}
+
+    table = Table(title=f"{embodiment.name} on {args.device}: control steps (5 substeps) per second")
+    for column in ("envs", "physics steps/s", "ms / step", "peak memory MB"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        if "skipped" in r:
+            table.add_row(str(r["num_envs"]), "[yellow]skipped[/yellow]", r["skipped"], "")
+        else:
+            table.add_row(str(r["num_envs"]), f"{r['physics_steps_per_s']:.0f}", f"{r['physics_ms_per_step']:.2f}",
+                          f"{r['peak_memory_mb']:.0f}")
+    table.add_row("MuJoCo C 1 thread", f"{baseline['steps_per_s']:.0f}", f"{baseline['ms_per_step']:.2f}", "")
+    console.print(table)
+
+    result = {"embodiment": embodiment.name, "num_muscles": embodiment.num_muscles, **environment_info(args.device, argv),
+              "rows": rows, "mujoco_c_single_thread": baseline}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
+        tmp.write_text(json.dumps(result, indent=2))
+        tmp.replace(args.json)
+        console.print(f"wrote {args.json}")
+    if args.plot:
+        plot(rows, baseline, args.plot, f"{embodiment.name} on {args.device}")
+        console.print(f"wrote {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
