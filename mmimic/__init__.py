@@ -7,11 +7,13 @@ import warp as wp
 # Warp reports every kernel module it loads; set MMIMIC_WARP_VERBOSE=1 to see them.
 wp.config.quiet = os.environ.get("MMIMIC_WARP_VERBOSE", "0") != "1"
 
+from mmimic.checkpoint import CheckpointError, load_policy
 from mmimic.embodiment import Embodiment, EmbodimentError, available_embodiments, load_embodiment
 from mmimic.muscles import FatigueMuscle, MujocoMuscle, MuscleModel, register_muscle_model
 from mmimic.simulator import ContactOverflowError, Simulator
 
 __all__ = [
+    "CheckpointError",
     "ContactOverflowError",
     "Embodiment",
     "EmbodimentError",
@@ -21,5 +23,6 @@ __all__ = [
     "Simulator",
     "available_embodiments",
     "load_embodiment",
+    "load_policy",
     "register_muscle_model",
 ]

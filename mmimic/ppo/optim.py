@@ -1,0 +1,254 @@
+"""Optimisers of the published recipe: Muon on 2-D weights, Adam(W) on everything else.
+
+Both are written here instead of taken from ``torch.optim`` for three reasons:
+
+* ``torch.optim.Muon`` (torch 2.13) runs its Newton-Schulz iteration in bfloat16 and its Nesterov
+  step has no bias correction; the published optax Muon runs in float32 ("high" matmul precision)
+  with bias-corrected Nesterov momentum, and the published Adam part is Nesterov (NAdam-style),
+  which ``torch.optim.AdamW`` does not offer. (torch's ``adjust_lr_fn="original"`` is the same
+  ``sqrt(max(1, rows/cols))`` scale as the published one.)
+* A non-finite gradient must skip the step without a host sync: ``step(ok)`` takes a device bool and
+  leaves parameters and state untouched where it is false (non-finite gradients are then ignored).
+* The Adam part keeps its moments in flat buffers so the many small parameters (biases, LayerNorm,
+  ``log_std``, gates) update in a handful of kernels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+
+
+def newton_schulz(update: torch.Tensor, steps: int = 5, eps: float = 1e-8) -> torch.Tensor:
+    """Approximate orthogonalisation of a matrix: scale by 1 / (||X||_F + eps), then ``steps``
+    quintic iterations ``A = X X^T; X = a X + (b A + c A A) X`` on the wide orientation."""
+    a, b, c = NS_COEFFICIENTS
+    tall = update.shape[0] > update.shape[1]
+    x = update.T if tall else update
+    x = x / (torch.linalg.matrix_norm(x) + eps)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return x.T if tall else x
+
+
+def _grad_or_zeros(p: torch.Tensor) -> torch.Tensor:
+    return p.grad if p.grad is not None else torch.zeros_like(p)
+
+
+def _ok_tensor(ok: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+    return torch.ones((), dtype=torch.bool, device=device) if ok is None else ok.to(device=device, dtype=torch.bool)
+
+
+class Muon:
+    """Muon for 2-D parameters, as published (optax ``contrib.muon``), for a step t (1-based):
+    ``m = beta m + (1 - beta) g``; Nesterov ``u = beta m / (1 - beta^(t+1)) + (1 - beta) g / (1 - beta^t)``
+    (plain: ``u = m / (1 - beta^t)``); ``O = newton_schulz(u)``;
+    ``W -= lr (sqrt(max(1, rows / cols)) O + weight_decay W)``. For an ``nn.Linear`` weight
+    ``[out, in]`` the scale is ``sqrt(max(1, out / in))``. A missing gradient counts as zero.
+    """
+
+    def __init__(
+        self,
+        params: Sequence[nn.Parameter],
+        lr: float,
+        weight_decay: float = 0.0,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_steps: int = 5,
+        eps: float = 1e-8,
+    ):
+        self.params = list(params)
+        for p in self.params:
+            if p.ndim != 2:
+                raise ValueError(f"Muon takes 2-D parameters only, got shape {tuple(p.shape)}")
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.ns_steps = ns_steps
+        self.eps = eps
+        self.momentum_buffers = [torch.zeros_like(p) for p in self.params]
+        self.step_count = torch.zeros((), device=self.params[0].device)
+
+    @torch.no_grad()
+    def step(self, ok: torch.Tensor | None = None) -> None:
+        """One update; where the device bool ``ok`` is false nothing changes."""
+        ok = _ok_tensor(ok, self.step_count.device)
+        okf = ok.float()
+        beta = self.momentum
+        self.step_count.add_(okf)
+        t = self.step_count.clamp(min=1.0)
+        if self.nesterov:
+            coef_m = beta / (1.0 - torch.pow(beta, t + 1.0))
+            coef_g = (1.0 - beta) / (1.0 - torch.pow(beta, t))
+        else:
+            coef_m = 1.0 / (1.0 - torch.pow(beta, t))
+        neg_lr = okf * -self.lr
+        for p, buf in zip(self.params, self.momentum_buffers):
+            g = torch.where(ok, _grad_or_zeros(p), 0.0)
+            buf.lerp_(g, okf * (1.0 - beta))
+            u = buf * coef_m + g * coef_g if self.nesterov else buf * coef_m
+            ortho = newton_schulz(u, self.ns_steps, self.eps)
+            if self.weight_decay:
+                p.mul_(1.0 + neg_lr * self.weight_decay)
+            p.add_(ortho.mul_(neg_lr * math.sqrt(max(1.0, p.shape[0] / p.shape[1]))))
+
+    def state_dict(self) -> dict:
+        return {"step": self.step_count.clone(), "momentum_buffers": [b.clone() for b in self.momentum_buffers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        buffers = state["momentum_buffers"]
+        if len(buffers) != len(self.momentum_buffers) or any(
+            b.shape != s.shape for b, s in zip(self.momentum_buffers, buffers)
+        ):
+            raise ValueError("Muon state does not match the parameters (count or shapes differ)")
+        self.step_count.copy_(state["step"])
+        for b, s in zip(self.momentum_buffers, buffers):
+            b.copy_(s)
+
+
+class Adam:
+    """Adam with decoupled weight decay on flat moment buffers (optax ``adamw`` semantics):
+    ``m, v`` moments, ``m_hat = m / (1 - b1^t)`` or with ``nesterov``
+    ``m_hat = b1 m / (1 - b1^(t+1)) + (1 - b1) g / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``,
+    ``p -= lr (m_hat / (sqrt(v_hat) + eps) + weight_decay p)``. A missing gradient counts as zero.
+    """
+
+    def __init__(
+        self,
+        params: Sequence[nn.Parameter],
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ):
+        self.params = list(params)
+        self.lr = lr
+        self.betas = betas
+        self.eps = eps
+        self.weight_decay = weight_decay
+        self.nesterov = nesterov
+        self.numels = [p.numel() for p in self.params]
+        device = self.params[0].device
+        self.exp_avg = torch.zeros(sum(self.numels), device=device)
+        self.exp_avg_sq = torch.zeros(sum(self.numels), device=device)
+        self.step_count = torch.zeros((), device=device)
+
+    @torch.no_grad()
+    def step(self, ok: torch.Tensor | None = None) -> None:
+        """One update; where the device bool ``ok`` is false nothing changes."""
+        ok = _ok_tensor(ok, self.step_count.device)
+        okf = ok.float()
+        b1, b2 = self.betas
+        g = torch.where(ok, torch.cat([_grad_or_zeros(p).reshape(-1) for p in self.params]), 0.0)
+        self.step_count.add_(okf)
+        t = self.step_count.clamp(min=1.0)
+        self.exp_avg.lerp_(g, okf * (1.0 - b1))
+        self.exp_avg_sq.lerp_(g.square(), okf * (1.0 - b2))
+        if self.nesterov:
+            m_hat = self.exp_avg * (b1 / (1.0 - torch.pow(b1, t + 1.0))) + g * ((1.0 - b1) / (1.0 - torch.pow(b1, t)))
+        else:
+            m_hat = self.exp_avg / (1.0 - torch.pow(b1, t))
+        update = m_hat / (torch.sqrt(self.exp_avg_sq / (1.0 - torch.pow(b2, t))) + self.eps)
+        if self.weight_decay:
+            update.add_(torch.cat([p.reshape(-1) for p in self.params]), alpha=self.weight_decay)
+        update.mul_(okf * -self.lr)
+        torch._foreach_add_(self.params, [u.view_as(p) for u, p in zip(update.split(self.numels), self.params)])
+
+    def state_dict(self) -> dict:
+        return {"step": self.step_count.clone(), "exp_avg": self.exp_avg.clone(), "exp_avg_sq": self.exp_avg_sq.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["exp_avg"].shape != self.exp_avg.shape:
+            raise ValueError(
+                f"Adam state holds {state['exp_avg'].numel()} values, the parameters {self.exp_avg.numel()}"
+            )
+        self.step_count.copy_(state["step"])
+        self.exp_avg.copy_(state["exp_avg"])
+        self.exp_avg_sq.copy_(state["exp_avg_sq"])
+
+
+class HybridOptimizer:
+    """Named optimiser parts stepped together, with one learning rate for all."""
+
+    def __init__(self, kind: str, parts: dict[str, Muon | Adam]):
+        self.kind = kind
+        self.parts = parts
+
+    @property
+    def params(self) -> list[nn.Parameter]:
+        return [p for part in self.parts.values() for p in part.params]
+
+    @property
+    def lr(self) -> float:
+        return next(iter(self.parts.values())).lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        for part in self.parts.values():
+            part.lr = value
+
+    def step(self, ok: torch.Tensor | None = None) -> None:
+        """Steps every part; where the device bool ``ok`` is false nothing changes."""
+        for part in self.parts.values():
+            part.step(ok)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def state_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "lr": self.lr,
+            "parts": {name: part.state_dict() for name, part in self.parts.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["kind"] != self.kind or set(state["parts"]) != set(self.parts):
+            raise ValueError(
+                f"optimizer state is for '{state['kind']}' with parts {sorted(state['parts'])}, "
+                f"this optimizer is '{self.kind}' with parts {sorted(self.parts)}"
+            )
+        for name, part in self.parts.items():
+            part.load_state_dict(state["parts"][name])
+        self.lr = state["lr"]
+
+
+def build_optimizer(
+    model: nn.Module,
+    kind: str = "muon",
+    lr: float = 4e-4,
+    muon_weight_decay: float = 0.0,
+    adam_weight_decay: float = 0.0,
+) -> HybridOptimizer:
+    """``"muon"``: Muon (momentum 0.95, Nesterov, 5 Newton-Schulz steps, ``muon_weight_decay``) on
+    every 2-D parameter and Nesterov AdamW (0.9, 0.999, eps 1e-8, ``adam_weight_decay``) on the rest,
+    as published. ``"adam"``: plain Adam(W) on every parameter."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if kind == "muon":
+        matrices = [p for p in params if p.ndim == 2]
+        others = [p for p in params if p.ndim != 2]
+        parts: dict[str, Muon | Adam] = {}
+        if matrices:
+            parts["muon"] = Muon(matrices, lr, weight_decay=muon_weight_decay)
+        if others:
+            parts["adam"] = Adam(others, lr, weight_decay=adam_weight_decay, nesterov=True)
+        return HybridOptimizer(kind, parts)
+    if kind == "adam":
+        return HybridOptimizer(kind, {"adam": Adam(params, lr, weight_decay=adam_weight_decay)})
+    raise ValueError(f"optimizer kind must be 'muon' or 'adam', got {kind!r}")
+
+
+def linear_decay(iteration: int, total: int) -> float:
+    """Learning-rate multiplier ``max(0, 1 - iteration / total)`` for ``iteration`` completed updates."""
+    if total <= 0:
+        raise ValueError(f"linear_decay needs total > 0, got {total}")
+    return max(0.0, 1.0 - iteration / total)
