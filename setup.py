@@ -12,6 +12,7 @@ setup(
     install_requires=[
         "torch>=2.9",
         "numpy>=1.26",
+        "scipy>=1.11",
         # The physics stack is pinned: mujoco_warp's kernels and MuJoCo C must agree.
         "warp-lang==1.19.0",
         "mujoco==4.0.0",

@@ -9,6 +9,8 @@ wp.config.quiet = os.environ.get("MMIMIC_WARP_VERBOSE", "0") != "1"
 
 from mmimic.checkpoint import CheckpointError, load_policy
 from mmimic.embodiment import Embodiment, EmbodimentError, available_embodiments, load_embodiment
+from mmimic.env import EnvConfig, ImitationEnv, RewardError, apply_reward_args, rewards
+from mmimic.motion import MotionClip, MotionError, MotionFrame, MotionLibrary, read_clip, write_clip
 from mmimic.muscles import FatigueMuscle, MujocoMuscle, MuscleModel, register_muscle_model
 from mmimic.simulator import ContactOverflowError, Simulator
 
@@ -17,12 +19,23 @@ __all__ = [
     "ContactOverflowError",
     "Embodiment",
     "EmbodimentError",
+    "EnvConfig",
     "FatigueMuscle",
+    "ImitationEnv",
+    "MotionClip",
+    "MotionError",
+    "MotionFrame",
+    "MotionLibrary",
     "MujocoMuscle",
     "MuscleModel",
+    "RewardError",
     "Simulator",
+    "apply_reward_args",
     "available_embodiments",
     "load_embodiment",
     "load_policy",
+    "read_clip",
     "register_muscle_model",
+    "rewards",
+    "write_clip",
 ]

@@ -94,7 +94,7 @@ class Embodiment:
         """The qpos columns of a joint (7 for a free joint, 1 for a hinge or slide)."""
         m = self.mj_model
         jid = m.joint(joint).id
-        width = {mujoco.mjtJoint.mjJNT_FREE: 7, mujoco.mjtJoint.mjJNT_BALL: 4}.get(m.jnt_type[jid], 1)
+        width = {int(mujoco.mjtJoint.mjJNT_FREE): 7, int(mujoco.mjtJoint.mjJNT_BALL): 4}.get(int(m.jnt_type[jid]), 1)
         adr = int(m.jnt_qposadr[jid])
         return slice(adr, adr + width)
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# This file shares its name with the standard library's `profile`, which torch and warp import
-# (through cProfile): drop the script's own directory from the import path before they load.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+# runners/ holds profile.py, which would shadow the standard library's `profile` (imported by
+# torch and warp through cProfile): keep this directory off the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse  # noqa: E402
 import json  # noqa: E402

@@ -31,6 +31,7 @@ def test_fullbody_matches_published_edits(fullbody: mmimic.Embodiment) -> None:
     assert m.ntendon == raw.ntendon - sum(any(r in raw.tendon(i).name for r in removed) for i in range(raw.ntendon))
     assert len(fullbody.mimic_sites) == 17 and fullbody.mimic_sites[0] == "pelvis_mimic"
     assert fullbody.free_joint == "root" and fullbody.has_free_root
+    assert fullbody.joint_qpos_slice("root") == slice(0, 7) and fullbody.joint_qpos_slice(fullbody.joint_names[1]) == slice(7, 8)
     assert np.all(m.actuator_ctrlrange == [-1.0, 1.0]) and np.all(m.actuator_ctrllimited == 1)
     assert m.opt.timestep == 0.002 and fullbody.physics.substeps == 5
     assert fullbody.physics.control_dt == pytest.approx(0.01)

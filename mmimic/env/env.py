@@ -1,0 +1,375 @@
+"""The batched motion-imitation environment (reference/musclemimic.md §1-3) on the simulator's device.
+
+One control step (§1.3), as three captured Warp graphs and no host synchronisation:
+  1. intake: flag worlds with a non-finite action, zero their actions, ctrl = clip(action, -1, 1);
+  2. the simulator's graph: `substeps` physics steps with ctrl held;
+  3. evaluate: recompute derived quantities (`EnvConfig.derived`), advance the reference pointer
+     (clamped at the clip's last frame), build observations, termination, every reward term and
+     the total on the post-step state and post-step reference frame, bookkeeping, then, only if
+     some world finished (a conditional graph node), the reference-state reset of the finished
+     worlds and their new observations (autoreset).
+
+`EnvConfig.derived`: after `mj_step` MuJoCo's derived quantities (site poses, body velocities,
+muscle lengths and forces, sensors) belong to the start of the last substep. The default
+"kinematics" recomputes poses, the centre of mass and body velocities (mjw.kinematics, com_pos,
+com_vel) so that site features, rewards and termination see exactly the new qpos/qvel, and
+leaves muscle lengths, velocities, forces and touch sensors one substep (2 ms) behind, as
+MuJoCo and the published system report them (the published system also leaves the site
+features behind). "forward" runs a full forward pass instead: every observation at the new
+state, for about one more substep of cost. A reset world always gets a full forward pass.
+"""
+
+from __future__ import annotations
+
+import mujoco
+import mujoco_warp as mjw
+import numpy as np
+import torch
+import warp as wp
+
+from mmimic.embodiment import Embodiment
+from mmimic.env.config import EnvConfig
+from mmimic.env.layout import ObsLayout, build_layout
+from mmimic.env.reference import MotionSource, reference_arrays
+from mmimic.env.rewards import registered
+from mmimic.kernels import observation as obs_kernels
+from mmimic.kernels import reset as reset_kernels
+from mmimic.kernels import reward as reward_kernels
+from mmimic.kernels import termination as term_kernels
+from mmimic.simulator import Simulator
+
+
+class ImitationEnv:
+    """`num_envs` worlds of `embodiment` imitating `motions`; all tensors live on the device.
+
+    `reset()` and `step(actions)` return views of the environment's own buffers: they stay
+    valid and are overwritten by the next call (clone what you keep). `info` holds:
+    `terminated` (absorbing: deviation from the reference, non-finite action or observation),
+    `truncated` (time limit or end of motion, and not terminated), `nan_actions` (a non-finite
+    action was given; it was replaced by zeros and the world terminated), `nan_obs` (a
+    non-finite observation was replaced by 0; the world terminated), `reward_terms` (name ->
+    (N,) **unweighted** value of each active term; `reward_weights` has the weights),
+    `episode_return` / `episode_length` (of the episodes that ended this step, valid where done).
+
+    Also exposed: `obs_layout` (block name, size), `num_obs`, `num_actions`, the resolved
+    `config`, `reward_weights` (active terms), `captured` (phases replayed as graphs), the
+    simulator `sim`, and per-world views `clip`, `clip_step` (frame within the clip), `frame`
+    (motion-library row of the current reference frame) and `root_offset` (the start frame's root
+    x-y subtracted from the reference). Physics overflows are counted, not checked, during steps:
+    call `env.sim.overflow_report()` once per iteration (it reads two counters from the device).
+    """
+
+    def __init__(
+        self,
+        embodiment: Embodiment | str,
+        motions: MotionSource,
+        num_envs: int,
+        device: str | None = None,
+        config: EnvConfig | None = None,
+    ) -> None:
+        self.sim = Simulator(embodiment, num_envs, device, overflow_check_interval=0)
+        self.embodiment = self.sim.embodiment
+        self.num_envs = num_envs
+        self.device = self.sim.device
+        self.torch_device = self.sim.torch_device
+        self.config = (config or EnvConfig()).resolve(self.embodiment)
+        m = self.embodiment.mj_model
+        if len(self.embodiment.mimic_sites) < 2:
+            raise ValueError(f"embodiment {self.embodiment.name!r}: imitation needs at least 2 mimic sites")
+        self.root_qpos_adr, self.root_qvel_adr = _root_addresses(m)
+        self.reference = reference_arrays(motions, self.embodiment, self.sim.control_dt, self.torch_device)
+        layout = build_layout(self.embodiment, self.config, self.root_qpos_adr, self.root_qvel_adr)
+        self.obs_layout: list[tuple[str, int]] = list(layout.blocks)
+        self.num_obs = layout.size
+        self.num_actions = int(m.nu)
+        terms = registered()
+        self.terms = [terms[name] for name, w in self.config.reward_weights.items() if w != 0.0]
+        self.reward_weights = {t.name: self.config.reward_weights[t.name] for t in self.terms}
+        with wp.ScopedDevice(self.device):
+            # Resets run inside a conditional graph node when some world finished (always when eager).
+            self._conditional = self.config.capture and (wp.get_device().is_cpu or wp.is_conditional_graph_supported())
+            self._allocate(layout)
+            self._bind_structs()
+            with self._scope():
+                # One eager pass loads every kernel module (no module loads inside a GPU capture), then
+                # the first episodes start.
+                self._intake()
+                self._evaluate()
+                self._reset_worlds(self._all)
+            self._graphs = self._capture() if self.config.capture else None
+        self._make_views()
+
+    # ----------------------------------------------------------------------------------- public
+
+    def reset(self) -> torch.Tensor:
+        """Start a new episode in every world; returns the observation buffer (N, num_obs)."""
+        with self._scope():
+            self._run("reset", lambda: self._reset_worlds(self._all))
+        return self.obs
+
+    def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        """Apply `actions` (N x num_actions, float32, on the device) for one control step.
+
+        Returns (obs, reward, done, info); finished worlds are already reset and `obs` holds
+        their first observation of the new episode.
+        """
+        self._check_actions(actions)
+        with self._scope():
+            self._actions_in_t.copy_(actions)
+            self._run("intake", self._intake)
+            self.sim.step()
+            self._run("evaluate", self._evaluate)
+        return self.obs, self.reward, self.done, self.info
+
+    @property
+    def captured(self) -> list[str]:
+        """Names of the phases replayed as captured Warp graphs (empty when capture is off)."""
+        return sorted(self._graphs or {})
+
+    # ------------------------------------------------------------------------------- buffers
+
+    def _allocate(self, layout: ObsLayout) -> None:
+        n, a = self.num_envs, self.num_actions
+        m = self.embodiment.mj_model
+        sites = len(self.embodiment.mimic_sites)
+        rel, look = sites - 1, self.config.lookahead
+        z = wp.zeros
+        self._all = wp.ones(n, dtype=wp.bool)
+        self._actions_in = z((n, a), dtype=float)
+        self._action = z((n, a), dtype=float)
+        self._last_action = z((n, a), dtype=float)
+        self._nan_actions = z(n, dtype=wp.bool)
+        self._nan_obs = z(n, dtype=wp.bool)
+        self._clip = z(n, dtype=wp.int32)
+        self._clip_step = z(n, dtype=wp.int32)
+        self._episode_step = z(n, dtype=wp.int32)
+        self._root_offset = z(n, dtype=wp.vec2)
+        self._frames = z((look, n), dtype=wp.int32)
+        self._ref_qpos = z((n, m.nq), dtype=float)
+        self._ref_qvel = z((n, m.nv), dtype=float)
+        self._site_pos = z((n, sites), dtype=wp.vec3)
+        self._site_rpos = z((n, rel), dtype=wp.vec3)
+        self._site_rangles = z((n, rel), dtype=wp.vec3)
+        self._site_rvel = z((n, rel), dtype=wp.spatial_vector)
+        self._ref_site_pos = z((n, sites), dtype=wp.vec3)
+        self._ref_rpos = z((look, n, rel), dtype=wp.vec3)
+        self._ref_rangles = z((look, n, rel), dtype=wp.vec3)
+        self._ref_rvel = z((look, n, rel), dtype=wp.spatial_vector)
+        self._obs = z((n, layout.size), dtype=float)
+        self._obs_source = wp.array(layout.source, dtype=wp.int32)
+        self._obs_lookahead = wp.array(layout.lookahead, dtype=wp.int32)
+        self._obs_index = wp.array(layout.index, dtype=wp.int32)
+        self._terms = z((len(self.terms), n), dtype=float)
+        self._weights = wp.array([self.reward_weights[t.name] for t in self.terms], dtype=float)
+        self._is_penalty = wp.array([int(t.penalty) for t in self.terms], dtype=wp.int32)
+        self._reward = z(n, dtype=float)
+        self._terminated = z(n, dtype=wp.bool)
+        self._truncated = z(n, dtype=wp.bool)
+        self._done = z(n, dtype=wp.bool)
+        self._episode_return = z(n, dtype=float)
+        self._finished_return = z(n, dtype=float)
+        self._finished_length = z(n, dtype=wp.int32)
+        self._done_count = z(1, dtype=wp.int32)
+        seeds = np.random.default_rng(self.config.seed).integers(0, 2**32, size=n, dtype=np.uint64)
+        self._rng = wp.array(seeds.astype(np.uint32), dtype=wp.uint32)
+        self._qpos_target = z((n, m.nq), dtype=float)
+        self._qvel_target = z((n, m.nv), dtype=float)
+
+    def _bind_structs(self) -> None:
+        d = self.sim.data
+        s = reward_kernels.RewardState()
+        s.qpos, s.qvel, s.act, s.ctrl = d.qpos, d.qvel, d.act, d.ctrl
+        s.actuator_force, s.sensordata = d.actuator_force, d.sensordata
+        s.site_pos, s.site_rpos, s.site_rangles, s.site_rvel = self._site_pos, self._site_rpos, self._site_rangles, self._site_rvel
+        s.ref_qpos, s.ref_qvel, s.ref_site_pos = self._ref_qpos, self._ref_qvel, self._ref_site_pos
+        s.ref_site_rpos, s.ref_site_rangles, s.ref_site_rvel = self._ref_rpos[0], self._ref_rangles[0], self._ref_rvel[0]
+        s.action, s.last_action = self._action, self._last_action
+        s.frame, s.episode_step = self._frames, self._episode_step
+        s.root_qpos_adr, s.root_qvel_adr = self.root_qpos_adr, self.root_qvel_adr
+        self._state = s
+
+        src = obs_kernels.ObsSources()
+        src.qpos, src.qvel, src.ctrl, src.act, src.sensordata = d.qpos, d.qvel, d.ctrl, d.act, d.sensordata
+        src.actuator_length, src.actuator_velocity, src.actuator_force = d.actuator_length, d.actuator_velocity, d.actuator_force
+        src.site_rpos, src.site_rangles, src.site_rvel = self._site_rpos, self._site_rangles, self._site_rvel
+        src.ref_rpos, src.ref_rangles, src.ref_rvel = self._ref_rpos, self._ref_rangles, self._ref_rvel
+        src.frames, src.root_offset = self._frames, self._root_offset
+        src.lib_qpos, src.lib_qvel = self.reference.qpos, self.reference.qvel
+        src.clip, src.clip_step, src.clip_length = self._clip, self._clip_step, self.reference.clip_length
+        src.root_qpos_adr = self.root_qpos_adr
+        self._sources = src
+
+        c = self.config
+        p = term_kernels.TerminationParams()
+        p.site_deviation, p.world_sites = c.site_deviation, int(bool(c.site_deviation_world))
+        p.root_deviation, p.root_angle, p.horizon = c.root_deviation, c.root_angle, c.horizon
+        self._termination = p
+
+        e = self.embodiment
+        self._site_ids = wp.array(e.mimic_site_ids, dtype=wp.int32)
+        self._body_ids = wp.array(e.mimic_body_ids, dtype=wp.int32)
+
+    def _make_views(self) -> None:
+        t = wp.to_torch
+        self._actions_in_t = t(self._actions_in)
+        self.obs = t(self._obs)
+        self.reward = t(self._reward)
+        self.done = t(self._done)
+        self.clip = t(self._clip)
+        self.clip_step = t(self._clip_step)
+        self.frame = t(self._frames)[0]
+        self.root_offset = t(self._root_offset)
+        terms = t(self._terms)
+        self.info = {
+            "terminated": t(self._terminated),
+            "truncated": t(self._truncated),
+            "nan_actions": t(self._nan_actions),
+            "nan_obs": t(self._nan_obs),
+            "reward_terms": {term.name: terms[i] for i, term in enumerate(self.terms)},
+            "episode_return": t(self._finished_return),
+            "episode_length": t(self._finished_length),
+        }
+
+    # ----------------------------------------------------------------------------- the phases
+
+    def _intake(self) -> None:
+        n, a = self.num_envs, self.num_actions
+        wp.launch(term_kernels.flag_nonfinite_actions, dim=n, inputs=[self._actions_in], outputs=[self._nan_actions])
+        wp.launch(
+            term_kernels.write_controls,
+            dim=(n, a),
+            inputs=[self._actions_in, self._nan_actions],
+            outputs=[self._action, self.sim.data.ctrl],
+        )
+
+    def _evaluate(self) -> None:
+        n = self.num_envs
+        self._refresh_derived()
+        self._nan_obs.zero_()
+        self._observe(self._all, advance=1)
+        wp.launch(
+            term_kernels.terminate,
+            dim=n,
+            inputs=[self._state, self._termination, self._clip, self._clip_step, self.reference.clip_length,
+                    self._nan_actions, self._nan_obs],
+            outputs=[self._terminated, self._truncated],
+        )
+        for i, term in enumerate(self.terms):
+            wp.launch(term.kernel, dim=n, inputs=[self._state, term.params, self._terms[i]])
+        wp.launch(
+            reward_kernels.combine_rewards,
+            dim=n,
+            inputs=[self._weights, self._is_penalty, self.config.penalty_floor],
+            outputs=[self._terms, self._reward],
+        )
+        self._done_count.zero_()
+        wp.launch(
+            term_kernels.finish_step,
+            dim=n,
+            inputs=[self._reward, self._terminated, self._truncated, self._episode_step, self._action],
+            outputs=[self._done, self._episode_return, self._finished_return, self._finished_length,
+                     self._last_action, self._done_count],
+        )
+        if self._conditional:
+            wp.capture_if(self._done_count, on_true=lambda: self._reset_worlds(self._done))
+        else:
+            self._reset_worlds(self._done)
+
+    def _refresh_derived(self) -> None:
+        m, d = self.sim.model, self.sim.data
+        if self.config.derived == "forward":
+            mjw.forward(m, d)
+        else:
+            mjw.kinematics(m, d)
+            mjw.com_pos(m, d)
+            mjw.com_vel(m, d)
+
+    def _observe(self, mask: wp.array, advance: int) -> None:
+        """Reference frames, site features and the observation of the worlds in `mask`."""
+        n, ref, d = self.num_envs, self.reference, self.sim.data
+        sites = len(self.embodiment.mimic_sites)
+        wp.launch(
+            obs_kernels.reference_frames,
+            dim=n,
+            inputs=[mask, advance, self.config.stride, self._clip, ref.clip_start, ref.clip_length, self._root_offset,
+                    self.root_qpos_adr, ref.qpos, ref.qvel],
+            outputs=[self._clip_step, self._episode_step, self._frames, self._ref_qpos, self._ref_qvel],
+        )
+        wp.launch(
+            obs_kernels.sim_site_features,
+            dim=(n, sites),
+            inputs=[mask, self._site_ids, self._body_ids, self.embodiment.root_body_id, d.site_xpos, d.site_xmat,
+                    d.cvel, d.subtree_com],
+            outputs=[self._site_pos, self._site_rpos, self._site_rangles, self._site_rvel],
+        )
+        wp.launch(
+            obs_kernels.ref_site_features,
+            dim=(self.config.lookahead, n, sites),
+            inputs=[mask, self._frames, self._root_offset, ref.site_xpos, ref.site_xmat, ref.site_vel],
+            outputs=[self._ref_site_pos, self._ref_rpos, self._ref_rangles, self._ref_rvel],
+        )
+        wp.launch(
+            obs_kernels.gather_observation,
+            dim=(n, self.num_obs),
+            inputs=[mask, self._obs_source, self._obs_lookahead, self._obs_index, self._sources],
+            outputs=[self._obs, self._nan_obs],
+        )
+
+    def _reset_worlds(self, mask: wp.array) -> None:
+        """Reference-state initialisation of the worlds in `mask` and their first observation."""
+        ref = self.reference
+        wp.launch(
+            reset_kernels.sample_reference_starts,
+            dim=self.num_envs,
+            inputs=[mask, ref.clip_cdf, ref.clip_start, ref.clip_length, ref.qpos, ref.qvel, self.root_qpos_adr],
+            outputs=[self._rng, self._clip, self._clip_step, self._root_offset, self._episode_step,
+                     self._episode_return, self._last_action, self._qpos_target, self._qvel_target],
+        )
+        t = wp.to_torch
+        self.sim.reset(t(mask), t(self._qpos_target), t(self._qvel_target))
+        self._observe(mask, advance=0)
+
+    # ------------------------------------------------------------------------ capture, launch
+
+    def _capture(self) -> dict:
+        graphs = {}
+        for name, phase in (("intake", self._intake), ("evaluate", self._evaluate),
+                            ("reset", lambda: self._reset_worlds(self._all))):
+            with wp.ScopedCapture() as capture:
+                phase()
+            graphs[name] = capture.graph
+        return graphs
+
+    def _run(self, name: str, phase) -> None:
+        if self._graphs is None:
+            phase()
+        else:
+            wp.capture_launch(self._graphs[name])
+
+    def _scope(self) -> wp.ScopedStream:
+        """Launch on torch's current stream on a GPU, so torch and Warp work stays ordered without syncs."""
+        stream = wp.stream_from_torch(self.torch_device) if self.torch_device.type == "cuda" else None
+        return wp.ScopedStream(stream)
+
+    def _check_actions(self, actions: torch.Tensor) -> None:
+        expected = (self.num_envs, self.num_actions)
+        if not isinstance(actions, torch.Tensor):
+            raise TypeError(f"actions must be a torch.Tensor of shape {expected}, got {type(actions).__name__}")
+        if actions.dtype != torch.float32:
+            raise TypeError(f"actions have dtype {actions.dtype}, expected torch.float32")
+        if tuple(actions.shape) != expected:
+            raise ValueError(f"actions have shape {tuple(actions.shape)}, expected (num_envs, num_actions) = {expected}")
+        if actions.device != self.torch_device:
+            raise ValueError(f"actions are on {actions.device}, the environment on {self.torch_device}")
+
+
+def _root_addresses(m: mujoco.MjModel) -> tuple[int, int]:
+    """qpos and qvel addresses of the free root joint, or (-1, -1) for a fixed base."""
+    free = np.flatnonzero(m.jnt_type == mujoco.mjtJoint.mjJNT_FREE)
+    if free.size == 0:
+        return -1, -1
+    if free.size > 1:
+        raise ValueError(f"imitation supports at most one free joint (the root), the model has {free.size}")
+    return int(m.jnt_qposadr[free[0]]), int(m.jnt_dofadr[free[0]])
+
+

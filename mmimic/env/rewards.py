@@ -1,0 +1,193 @@
+"""The reward-term registry: built-in DeepMimic terms and users' own Warp kernels, by name.
+
+A term is a Warp kernel `(state: RewardState, params, out: wp.array(dtype=float))` where
+`params` is a float or an instance of a `wp.struct` of the term's own. `register` checks the
+signature and builds `params` from keyword arguments. An environment takes a snapshot of the
+registry when it is built; a term whose resolved weight is 0 is not launched.
+
+The total reward of a world is `max(sum_imitation w*r + max(sum_penalties w*r, floor), 0)`, and
+0 if any term is non-finite (reference/musclemimic.md §3.1).
+
+`apply_reward_args` is the command line's `--reward-module FILE` / `--reward NAME=WEIGHT`; its
+weights override the published ones in every environment built afterwards in the process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import warp as wp
+
+from mmimic.kernels import reward as kernels
+from mmimic.kernels.reward import RewardState
+
+SIGNATURE = "(state: RewardState, params: float | <a wp.struct>, out: wp.array(dtype=float))"
+
+
+class RewardError(ValueError):
+    """A reward term, reward module or --reward argument is invalid."""
+
+
+@dataclass(frozen=True)
+class RewardTerm:
+    """A registered term: its kernel, default weight, launch parameters, and whether it is a penalty."""
+
+    name: str
+    kernel: wp.Kernel
+    weight: float
+    params: Any
+    penalty: bool
+
+
+_REGISTRY: dict[str, RewardTerm] = {}
+_OVERRIDES: dict[str, float] = {}
+
+
+def register(
+    name: str, kernel: wp.Kernel, weight: float = 1.0, *, penalty: bool = False, replace: bool = False, **params: Any
+) -> RewardTerm:
+    """Register a reward term under `name` with a default `weight`.
+
+    `params` fills the kernel's `params` argument: for a float, at most one keyword of any name
+    (default 1.0); for a `wp.struct`, one keyword per field. Penalty terms are summed and floored
+    (EnvConfig.penalty_floor) before they join the imitation terms. Registering an existing
+    name raises unless `replace=True`.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise RewardError(f"reward term name must be an identifier, got {name!r}")
+    if name in _REGISTRY and not replace:
+        raise RewardError(f"reward term {name!r} is already registered (pass replace=True to replace it)")
+    params_type = _check_signature(name, kernel)
+    term = RewardTerm(name, kernel, float(weight), _make_params(name, params_type, params), bool(penalty))
+    _REGISTRY[name] = term
+    return term
+
+
+def unregister(name: str) -> None:
+    """Remove a registered term."""
+    if name not in _REGISTRY:
+        raise RewardError(f"unknown reward term {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    del _REGISTRY[name]
+    _OVERRIDES.pop(name, None)
+
+
+def registered() -> dict[str, RewardTerm]:
+    """A copy of the registry, name -> term."""
+    return dict(_REGISTRY)
+
+
+def weight_overrides() -> dict[str, float]:
+    """The command line's weights (name -> weight), applied over the published ones by `EnvConfig.resolve`."""
+    return dict(_OVERRIDES)
+
+
+def clear_weight_overrides() -> None:
+    """Forget the weights set by `apply_reward_args`."""
+    _OVERRIDES.clear()
+
+
+def apply_reward_args(module_paths: list[str], reward_specs: list[str]) -> dict[str, float]:
+    """Import each `--reward-module` file (it calls `register`) and apply each `--reward NAME=WEIGHT`.
+
+    The weights are recorded as process-wide overrides (see `weight_overrides`) and returned.
+    """
+    for path in module_paths:
+        load_reward_module(path)
+    weights: dict[str, float] = {}
+    for spec in reward_specs:
+        name, sep, value = spec.partition("=")
+        name = name.strip()
+        if not sep:
+            raise RewardError(f"--reward {spec!r}: expected NAME=WEIGHT")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise RewardError(f"--reward {spec!r}: weight {value!r} is not a number") from None
+        if name not in _REGISTRY:
+            raise RewardError(f"--reward {spec!r}: unknown reward term {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    _OVERRIDES.update(weights)
+    return weights
+
+
+def load_reward_module(path: str | Path) -> None:
+    """Import a Python file that registers reward terms; importing the same file again does nothing."""
+    file = Path(path).expanduser().resolve()
+    if not file.is_file():
+        raise RewardError(f"--reward-module {path}: no such file")
+    module_name = f"mmimic_reward_{file.stem}_{hashlib.sha1(str(file).encode()).hexdigest()[:8]}"
+    if module_name in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(module_name, file)
+    if spec is None or spec.loader is None:
+        raise RewardError(f"--reward-module {path}: not an importable Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise RewardError(f"--reward-module {path}: importing it failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _check_signature(name: str, kernel: Any) -> Any:
+    """The kernel's `params` type, after checking the whole signature."""
+    if not isinstance(kernel, wp.Kernel):
+        raise RewardError(f"reward term {name!r}: expected a @wp.kernel {SIGNATURE}, got {type(kernel).__name__}")
+    args = kernel.adj.args
+    found = ", ".join(f"{a.label}: {getattr(a.type, 'key', getattr(a.type, '__name__', a.type))}" for a in args)
+    out = args[2].type if len(args) == 3 else None
+    if (
+        len(args) != 3
+        or args[0].type is not RewardState
+        or not (args[1].type is wp.float32 or isinstance(args[1].type, type(RewardState)))
+        or not (wp.types.is_array(out) and out.ndim == 1 and out.dtype is wp.float32)
+    ):
+        raise RewardError(f"reward term {name!r}: kernel {kernel.key}({found}) has the wrong signature; expected {SIGNATURE}")
+    return args[1].type
+
+
+def _make_params(name: str, params_type: Any, params: dict[str, Any]) -> Any:
+    if params_type is wp.float32:
+        if len(params) > 1:
+            raise RewardError(f"reward term {name!r}: a float params takes one keyword, got {sorted(params)}")
+        return float(next(iter(params.values()), 1.0))
+    fields = set(params_type.vars)
+    if set(params) != fields:
+        raise RewardError(
+            f"reward term {name!r}: params struct {params_type.key} has fields {sorted(fields)}, got keywords {sorted(params)}"
+        )
+    instance = params_type()
+    for key, value in params.items():
+        setattr(instance, key, value)
+    return instance
+
+
+register("qpos", kernels.qpos_reward, weight=0.1, scale=10.0)
+register("qvel", kernels.qvel_reward, weight=0.1, scale=2.0)
+register("root_pos", kernels.root_pos_reward, weight=0.1, scale=10.0)
+register("root_vel", kernels.root_vel_reward, weight=0.1, scale=10.0)
+register("rpos", kernels.rpos_reward, weight=0.6, scale=100.0)
+register("rquat", kernels.rquat_reward, weight=0.01, scale=10.0)
+register("rvel_rot", kernels.rvel_rot_reward, weight=0.1, scale=0.1)
+register("rvel_lin", kernels.rvel_lin_reward, weight=0.1, scale=0.1)
+register("action_out_of_bounds", kernels.action_out_of_bounds_penalty, weight=0.01, penalty=True, bound=1.0)
+register("action_rate", kernels.action_rate_penalty, weight=0.0, penalty=True, scale=1.0)
+register("activation_energy", kernels.activation_energy_penalty, weight=0.0, penalty=True, scale=1.0)
+
+__all__ = [
+    "RewardError",
+    "RewardState",
+    "RewardTerm",
+    "apply_reward_args",
+    "clear_weight_overrides",
+    "load_reward_module",
+    "register",
+    "registered",
+    "unregister",
+    "weight_overrides",
+]

@@ -1,0 +1,321 @@
+"""OpenSim coordinates (Rajagopal model) -> MyoFullBody clips, and clips for bodies sharing joints.
+
+Frames: OpenSim's ground is y up with the subject walking along +x (z to the right); the
+MyoFullBody world is z up and the body faces -y (its right is -x). A ground vector maps as
+`v_mujoco = OPENSIM_TO_MUJOCO @ v_opensim`. Rajagopal's pelvis frame is MyoFullBody's `pelvis`
+body frame, so the pelvis orientation `R = Rz(tilt) Rx(list) Ry(rotation)` (body-fixed, OpenSim's
+ground_pelvis order) and translation (tx, ty, tz) become the free root's pose; the root starts
+at x = y = 0. Floor contact is computed, never hand-set (`_ground`): a constant height offset
+puts the lowest point of the rear-foot geoms (calcn bodies) over the clip on the floor z = 0;
+toes that would dip below it (IK with a welded MTP joint) bend at the MTP (`lift_toes`); any
+frame still below is raised by its depth, as MuscleMimic's retargeting does.
+
+Joints: the coordinates in `CONVERTED_COORDINATES` map through
+`mmimic.eval.gait.COORDINATE_TO_JOINT` (name and scale). Joints coupled by the model's joint
+equality constraints (knee translations and rotations, patella, the lumbar levels, shoulder
+girdle) are computed from their driving joint by the constraint's polynomial. Every other joint
+keeps its rest pose `qpos0` (the neutral value) and is listed in a warning: for the Rajagopal
+data these are the shoulders (Rajagopal's ball shoulder arm_flex/add/rot has no single MoBL-ARMS
+joint), forearm rotation and wrists (their zero and sign are not verified against MoBL-ARMS).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mujoco
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from mmimic.embodiment import Embodiment
+from mmimic.eval.gait import COORDINATE_TO_JOINT
+from mmimic.io.opensim import OpenSimTable, read_opensim_table
+from mmimic.motion.clip import MotionClip, column_names, model_joints, select_joints
+
+log = logging.getLogger(__name__)
+
+OPENSIM_TO_MUJOCO = np.array([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+"""Rotation taking OpenSim ground axes (x forward, y up, z right) to the MyoFullBody world."""
+PELVIS_BODY = "pelvis"
+PELVIS_COORDINATES = ("pelvis_tilt", "pelvis_list", "pelvis_rotation", "pelvis_tx", "pelvis_ty", "pelvis_tz")
+FOOT_BODIES = ("calcn_r", "toes_r", "calcn_l", "toes_l")
+TOE_JOINTS = {"toes_r": "mtp_angle_r", "toes_l": "mtp_angle_l"}
+"""Each toes body and the joint that lifts it (see `lift_toes`)."""
+CONVERTED_COORDINATES = tuple(
+    f"{c}_{side}"
+    for side in ("r", "l")
+    for c in ("hip_flexion", "hip_adduction", "hip_rotation", "knee_angle", "ankle_angle", "subtalar_angle", "mtp_angle", "elbow_flex")
+) + ("lumbar_extension", "lumbar_bending", "lumbar_rotation")
+"""Rajagopal coordinates written into the body: legs, lumbar and elbows."""
+_NOT_CONVERTED = {
+    "arm_flex": "Rajagopal's ball shoulder has no single MoBL-ARMS joint",
+    "arm_add": "Rajagopal's ball shoulder has no single MoBL-ARMS joint",
+    "arm_rot": "Rajagopal's ball shoulder has no single MoBL-ARMS joint",
+    "pro_sup": "zero and sign not verified against MoBL-ARMS",
+    "wrist_flex": "zero and sign not verified against MoBL-ARMS",
+    "wrist_dev": "zero and sign not verified against MoBL-ARMS",
+    "knee_angle_beta": "the patella follows knee_angle through the model's equality constraints",
+}
+
+
+@dataclass
+class ConversionReport:
+    """What a conversion did: neutral joints, unused source columns, out-of-range values, the
+    toe joints turned to lift the toes (joint -> frames changed, largest change in rad), the
+    frames whose root was raised out of the floor (count, largest raise in m) and the computed
+    root height offset (m) added to the source's pelvis height."""
+
+    neutral_joints: list[str] = field(default_factory=list)
+    unused_columns: dict[str, str] = field(default_factory=dict)
+    out_of_range: list[str] = field(default_factory=list)
+    lifted_toes: dict[str, tuple[int, float]] = field(default_factory=dict)
+    raised_frames: tuple[int, float] = (0, 0.0)
+    height_offset: float = 0.0
+
+
+def apply_joint_equalities(model: mujoco.MjModel, qpos: np.ndarray) -> list[str]:
+    """Set every joint driven by an active joint equality from its driver (in place, (T, nq)):
+    `q1 - q1_0 = c0 + c1 d + ... + c4 d^4`, `d = q2 - q2_0` (`q1 - q1_0 = c0` without a driver).
+    Returns the driven joints' names."""
+    rows = [
+        i for i in range(model.neq)
+        if model.eq_type[i] == mujoco.mjtEq.mjEQ_JOINT and model.eq_active0[i]
+    ]
+    for _ in range(len(rows)):  # enough passes for any chain of couplings
+        before = qpos.copy()
+        for i in rows:
+            adr1 = model.jnt_qposadr[model.eq_obj1id[i]]
+            coef = model.eq_data[i, :5]
+            if model.eq_obj2id[i] >= 0:
+                adr2 = model.jnt_qposadr[model.eq_obj2id[i]]
+                delta = qpos[:, adr2] - model.qpos0[adr2]
+                qpos[:, adr1] = model.qpos0[adr1] + np.polynomial.polynomial.polyval(delta, coef)
+            else:
+                qpos[:, adr1] = model.qpos0[adr1] + coef[0]
+        if np.array_equal(before, qpos):
+            break
+    return [model.joint(int(model.eq_obj1id[i])).name for i in rows]
+
+
+def lowest_geom_z(model: mujoco.MjModel, data: mujoco.MjData, geom_ids: list[int]) -> float:
+    """The lowest world z of the given geoms (mesh vertices or primitive shapes), after kinematics."""
+    lowest = np.inf
+    for g in geom_ids:
+        z, rz = data.geom_xpos[g, 2], data.geom_xmat[g, 6:9]  # rz: world z of each local axis
+        size, kind = model.geom_size[g], model.geom_type[g]
+        if kind == mujoco.mjtGeom.mjGEOM_MESH:
+            adr, num = model.mesh_vertadr[model.geom_dataid[g]], model.mesh_vertnum[model.geom_dataid[g]]
+            low = z + float(np.min(model.mesh_vert[adr : adr + num] @ rz))
+        elif kind == mujoco.mjtGeom.mjGEOM_SPHERE:
+            low = z - size[0]
+        elif kind == mujoco.mjtGeom.mjGEOM_CAPSULE:
+            low = z - abs(rz[2]) * size[1] - size[0]
+        elif kind == mujoco.mjtGeom.mjGEOM_CYLINDER:
+            low = z - abs(rz[2]) * size[1] - size[0] * np.sqrt(max(0.0, 1.0 - rz[2] ** 2))
+        elif kind == mujoco.mjtGeom.mjGEOM_ELLIPSOID:
+            low = z - float(np.linalg.norm(size * rz))
+        elif kind == mujoco.mjtGeom.mjGEOM_BOX:
+            low = z - float(np.abs(rz) @ size)
+        else:
+            raise ValueError(f"geom {model.geom(g).name!r}: lowest point of type {kind} is not supported")
+        lowest = min(lowest, low)
+    return lowest
+
+
+def foot_heights(model: mujoco.MjModel, qpos: np.ndarray, bodies: tuple[str, ...] = FOOT_BODIES) -> np.ndarray:
+    """(T, len(bodies)) lowest z of each body's geoms per frame, by MuJoCo kinematics."""
+    data = mujoco.MjData(model)
+    geoms = [np.flatnonzero(model.geom_bodyid == model.body(b).id).tolist() for b in bodies]
+    heights = np.empty((qpos.shape[0], len(bodies)))
+    for t, q in enumerate(qpos):
+        data.qpos[:] = q
+        mujoco.mj_kinematics(model, data)
+        heights[t] = [lowest_geom_z(model, data, g) for g in geoms]
+    return heights
+
+
+def lift_toes(model: mujoco.MjModel, qpos: np.ndarray, iterations: int = 30) -> dict[str, tuple[int, float]]:
+    """Where a toes body dips below the floor z = 0, turn its MTP joint towards dorsiflexion
+    just enough to bring its lowest point onto the floor (bisection, within the joint's range);
+    in place on qpos (T, nq). Returns joint -> (frames changed, largest change in rad).
+
+    Motion-capture IK often locks the MTP joint, so a rigid foot rolling off its toes would put
+    them through the floor; a real foot bends there.
+    """
+    data = mujoco.MjData(model)
+    changed = {}
+    for body, joint in TOE_JOINTS.items():
+        geoms = np.flatnonzero(model.geom_bodyid == model.body(body).id).tolist()
+        jid = model.joint(joint).id
+        adr = model.jnt_qposadr[jid]
+
+        def height(q: np.ndarray, angle: float) -> float:
+            data.qpos[:] = q
+            data.qpos[adr] = angle
+            mujoco.mj_kinematics(model, data)
+            return lowest_geom_z(model, data, geoms)
+
+        lift = max(model.jnt_range[jid], key=lambda limit: height(model.qpos0, limit))  # the end raising the toes
+        frames, largest = 0, 0.0
+        for q in qpos:
+            if height(q, q[adr]) >= 0.0:
+                continue
+            low, high = q[adr], lift
+            if height(q, high) < 0.0:
+                low = high  # even the range's end leaves the toes below: the root offset lifts the rest
+            for _ in range(iterations if low != high else 0):
+                mid = 0.5 * (low + high)
+                low, high = (mid, high) if height(q, mid) < 0.0 else (low, mid)
+            frames, largest = frames + 1, max(largest, abs(high - q[adr]))
+            q[adr] = high
+        changed[joint] = (frames, largest)
+    return changed
+
+
+def convert_opensim(
+    path: str | Path,
+    embodiment: Embodiment,
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    source: str | None = None,
+    license: str = "",
+) -> tuple[MotionClip, ConversionReport]:
+    """Convert an OpenSim coordinate table (.mot/.sto, Rajagopal names) to a clip for the full
+    body, optionally cut to [start, end] seconds; see the module docstring for the mapping."""
+    path = Path(path)
+    table = read_opensim_table(path, strict=False)
+    t0 = table.time[0] if start is None else start
+    t1 = table.time[-1] if end is None else end
+    keep = (table.time >= t0 - 1e-9) & (table.time <= t1 + 1e-9)
+    if keep.sum() < 2:
+        raise ValueError(f"{path}: the window [{t0}, {t1}] s holds {int(keep.sum())} row(s); a clip needs 2")
+    missing = [c for c in PELVIS_COORDINATES if c not in table]
+    if missing:
+        raise ValueError(f"{path}: no pelvis column(s) {', '.join(missing)}; the free root needs all six")
+    model = embodiment.mj_model
+    if embodiment.free_joint is None:
+        raise ValueError(f"embodiment {embodiment.name!r} has no free root; convert to the full body, then derive")
+    absent = [b for b in (PELVIS_BODY, *FOOT_BODIES) if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, b) < 0]
+    absent += [j for j in TOE_JOINTS.values() if j not in embodiment.joint_names]
+    if absent:
+        raise ValueError(f"embodiment {embodiment.name!r} lacks {', '.join(absent)}: the converter targets MyoFullBody")
+
+    frames = int(keep.sum())
+    qpos = np.tile(model.qpos0, (frames, 1))
+    report = ConversionReport()
+    written = set()
+    for coordinate in CONVERTED_COORDINATES:
+        if coordinate not in table:
+            continue
+        mapping = COORDINATE_TO_JOINT[coordinate]
+        if mapping.joint not in embodiment.joint_names:
+            report.unused_columns[coordinate] = f"the body has no joint {mapping.joint}"
+            continue
+        jid = model.joint(mapping.joint).id
+        values = mapping.scale * table.radians(coordinate)[keep]
+        qpos[:, model.jnt_qposadr[jid]] = values
+        written.add(mapping.joint)
+        low, high = model.jnt_range[jid]
+        if model.jnt_limited[jid] and (values.min() < low - 1e-6 or values.max() > high + 1e-6):
+            report.out_of_range.append(
+                f"{mapping.joint} spans [{values.min():.3f}, {values.max():.3f}] rad, range [{low:.3f}, {high:.3f}]"
+            )
+    driven = set(apply_joint_equalities(model, qpos))
+    root = next(j.qpos for j in model_joints(model) if j.name == embodiment.free_joint)
+    qpos[:, root] = _root_pose(model, table, keep)
+
+    report.neutral_joints = [
+        j.name for j in model_joints(model) if j.name not in written | driven | {embodiment.free_joint}
+    ]
+    used = set(CONVERTED_COORDINATES) | set(PELVIS_COORDINATES)
+    for label in table.labels:
+        if label not in used | set(report.unused_columns):
+            stem = re.sub(r"_[rl](?=_|$)", "", label)
+            report.unused_columns[label] = _NOT_CONVERTED.get(stem, "no MyoFullBody counterpart")
+    _ground(model, qpos, root.start + 2, report)
+    _log_report(path, report)
+    window = f"t = {table.time[keep][0]:.3f}..{table.time[keep][-1]:.3f} s"
+    clip = MotionClip(
+        fps=float(f"{table.rate:.9g}"),  # 1 / the median step, without its rounding noise
+        qpos=qpos.astype(np.float32),
+        joint_names=column_names(model),
+        embodiment=embodiment.name,
+        source=source or f"OpenSim coordinates {path.name}, {window}, converted by mmimic.motion.convert",
+        license=license,
+    )
+    return clip, report
+
+
+def derive_clip(clip: MotionClip, embodiment: Embodiment) -> MotionClip:
+    """The joints of `clip` that `embodiment` has (e.g. the arms of a full-body clip for the
+    bimanual body), labelled for `embodiment`. Joints the clip lacks are filled when it loads."""
+    derived = select_joints(clip, set(embodiment.joint_names))
+    if not derived.joint_names:
+        raise ValueError(f"the clip shares no joint with embodiment {embodiment.name!r}")
+    derived.embodiment = embodiment.name
+    derived.source = f"{clip.source}; joints of {embodiment.name} taken from the {clip.embodiment} clip"
+    return derived
+
+
+def _ground(model: mujoco.MjModel, qpos: np.ndarray, z_col: int, report: ConversionReport) -> None:
+    """Put the clip on the floor z = 0, in place: a constant root height offset makes the lowest
+    point of the rear feet (calcn bodies) over the whole clip touch the floor; toes that would
+    then dip below it bend at the MTP joint (`lift_toes`); frames whose feet still penetrate
+    (an MTP at its range's end) have their root raised by the depth, as MuscleMimic's
+    retargeting does."""
+    rear_feet = tuple(b for b in FOOT_BODIES if b not in TOE_JOINTS)
+    report.height_offset = -float(foot_heights(model, qpos, rear_feet).min())
+    qpos[:, z_col] += report.height_offset
+    report.lifted_toes = lift_toes(model, qpos)
+    depth = np.maximum(0.0, -foot_heights(model, qpos).min(axis=1))
+    qpos[:, z_col] += depth
+    report.raised_frames = (int(np.count_nonzero(depth)), float(depth.max()))
+
+
+def _root_pose(model: mujoco.MjModel, table: OpenSimTable, keep: np.ndarray) -> np.ndarray:
+    """(T, 7) free-root position and quaternion from the pelvis coordinates; x = y = 0 at the start."""
+    data = mujoco.MjData(model)
+    mujoco.mj_kinematics(model, data)
+    pelvis = model.body(PELVIS_BODY).id
+    root_body = int(model.body_rootid[pelvis])
+    root_rot = data.xmat[root_body].reshape(3, 3)
+    pelvis_rot = root_rot.T @ data.xmat[pelvis].reshape(3, 3)
+    pelvis_pos = root_rot.T @ (data.xpos[pelvis] - data.xpos[root_body])
+    angles = np.stack([table.radians(c)[keep] for c in PELVIS_COORDINATES[:3]], axis=1)
+    translation = np.stack([table.column(c)[keep] for c in PELVIS_COORDINATES[3:]], axis=1)
+    pelvis_world = OPENSIM_TO_MUJOCO @ Rotation.from_euler("ZXY", angles).as_matrix()
+    root_world = pelvis_world @ pelvis_rot.T
+    position = translation @ OPENSIM_TO_MUJOCO.T - root_world @ pelvis_pos
+    position[:, :2] -= position[0, :2]
+    quat = Rotation.from_matrix(root_world).as_quat(scalar_first=True)
+    quat[0] *= np.sign(quat[0, 0]) or 1.0
+    for t in range(1, len(quat)):  # one hemisphere frame to frame: no sign jumps
+        if quat[t] @ quat[t - 1] < 0:
+            quat[t] *= -1.0
+    return np.concatenate([position, quat], axis=1)
+
+
+def _log_report(path: Path, report: ConversionReport) -> None:
+    if report.neutral_joints:
+        log.warning("%s: no source coordinate for %d joint(s), kept at the rest pose qpos0: %s",
+                    path, len(report.neutral_joints), ", ".join(report.neutral_joints))
+    by_reason: dict[str, list[str]] = {}
+    for column, reason in report.unused_columns.items():
+        by_reason.setdefault(reason, []).append(column)
+    for reason, columns in by_reason.items():
+        log.warning("%s: column(s) not used, %s: %s", path, reason, ", ".join(columns))
+    for line in report.out_of_range:
+        log.warning("%s: outside the joint range (kept, not clamped): %s", path, line)
+    for joint, (frames, largest) in report.lifted_toes.items():
+        if frames:
+            log.warning("%s: %s turned in %d frame(s) (by up to %.3f rad) to keep the toes out of the floor",
+                        path, joint, frames, largest)
+    frames, largest = report.raised_frames
+    if frames:
+        log.warning("%s: root raised in %d frame(s) (by up to %.4f m) to keep the feet out of the floor",
+                    path, frames, largest)
+    log.info("%s: root height offset %.4f m puts the lowest rear-foot point on the floor", path, report.height_offset)

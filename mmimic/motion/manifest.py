@@ -1,0 +1,118 @@
+"""Motion directories: the clips they hold and their optional `manifest.toml`.
+
+```toml
+[clips.opensim_walk]          # the clip file's stem (opensim_walk.npz)
+weight = 1.0                  # relative sampling weight, > 0 (default 1)
+split = "train"               # "train" or "test" (default: train)
+description = "free text"
+```
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmimic.motion.clip import MotionError
+
+MANIFEST = "manifest.toml"
+SPLITS = ("train", "test")
+_KEYS = {"weight", "split", "description"}
+
+
+@dataclass(frozen=True)
+class ClipEntry:
+    """One clip file with its manifest settings."""
+
+    path: Path
+    weight: float = 1.0
+    split: str = "train"
+    description: str = ""
+
+    @property
+    def name(self) -> str:
+        """`<directory>/<stem>`: unique across motion sets."""
+        return f"{self.path.parent.name}/{self.path.stem}"
+
+
+def manifest_problems(directory: Path) -> tuple[dict[str, dict], list[str]]:
+    """The manifest's clip table (empty without a manifest) and every problem in it (each to be
+    read after the manifest's path)."""
+    path = directory / MANIFEST
+    if not path.is_file():
+        return {}, []
+    try:
+        with path.open("rb") as f:
+            table = tomllib.load(f)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return {}, [f"malformed TOML: {exc}"]
+    problems = [f"unknown top-level key {key!r} (expected [clips.<name>] tables)" for key in table if key != "clips"]
+    clips = table.get("clips", {})
+    if not isinstance(clips, dict):
+        return {}, problems + ["'clips' must be a table of [clips.<name>] tables"]
+    stems = {p.stem for p in directory.glob("*.npz")}
+    for name, entry in clips.items():
+        where = f"clips.{name}"
+        if not isinstance(entry, dict):
+            problems.append(f"{where} must be a table")
+            continue
+        if name not in stems:
+            problems.append(f"{where} names a clip with no file {name}.npz in {directory}")
+        problems += [f"{where}: unknown key {key!r} (expected {', '.join(sorted(_KEYS))})" for key in entry if key not in _KEYS]
+        weight = entry.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+            problems.append(f"{where}.weight must be a positive number, got {weight!r}")
+        if entry.get("split", "train") not in SPLITS:
+            problems.append(f"{where}.split must be one of {', '.join(SPLITS)}, got {entry.get('split')!r}")
+        if not isinstance(entry.get("description", ""), str):
+            problems.append(f"{where}.description must be a string")
+    return clips, problems
+
+
+def directory_entries(directory: Path) -> list[ClipEntry]:
+    """Every clip of a motion directory, sorted by name; `MotionError` for a bad manifest or no clips."""
+    clips, problems = manifest_problems(directory)
+    if problems:
+        raise MotionError(directory / MANIFEST, problems)
+    paths = sorted(directory.glob("*.npz"))
+    if not paths:
+        raise MotionError(directory, "no .npz clips in this directory")
+    entries = []
+    for path in paths:
+        entry = clips.get(path.stem, {})
+        entries.append(
+            ClipEntry(path, float(entry.get("weight", 1.0)), entry.get("split", "train"), entry.get("description", ""))
+        )
+    return entries
+
+
+def collect_clips(sources: Sequence[str | Path], split: str | None = None) -> list[ClipEntry]:
+    """The clips of `sources` (directories or single .npz files, the latter with weight 1 and
+    split train), each once, in the given order, keeping those of `split` (None: all).
+    `MotionError` for a missing source, a bad manifest, a directory without clips or an empty
+    selection."""
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be None or one of {', '.join(SPLITS)}, got {split!r}")
+    if isinstance(sources, (str, Path)):
+        sources = [sources]
+    entries: list[ClipEntry] = []
+    seen: set[Path] = set()
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            found = directory_entries(path)
+        elif path.is_file():
+            found = [ClipEntry(path)]
+        else:
+            raise MotionError(path, "no such file or directory")
+        for entry in found:
+            if entry.path.resolve() not in seen:
+                seen.add(entry.path.resolve())
+                entries.append(entry)
+    selected = [e for e in entries if split is None or e.split == split]
+    if not selected:
+        where = ", ".join(str(s) for s in sources) or "(no sources given)"
+        raise MotionError(where, f"no clips{'' if split is None else f' with split {split!r}'} in these sources")
+    return selected

@@ -1,0 +1,1 @@
+"""Training: configuration presets, the PPO training loop, run logging."""

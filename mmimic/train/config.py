@@ -1,0 +1,196 @@
+"""Training configuration: the published presets, a CPU demonstration preset, and overrides.
+
+A configuration is plain nested dataclasses. `resolve_config` starts from a preset, applies an
+optional TOML file (tables named like the dataclass fields), then `section.key=value`
+overrides from the command line, and refuses unknown keys or ill-typed values by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmimic.ppo import PPOConfig
+
+
+class ConfigError(ValueError):
+    """A preset, TOML file or override names an unknown key or gives a value of the wrong type."""
+
+
+@dataclass
+class NetworkConfig:
+    """Actor and critic MLPs (LayerNorm-SiLU blocks) or the gated residual variant."""
+
+    actor_hidden: list[int] = field(default_factory=lambda: [1024] * 16)
+    critic_hidden: list[int] = field(default_factory=lambda: [1024] * 16)
+    residual: bool = False
+    init_std: float = 3.0
+
+
+@dataclass
+class RunConfig:
+    """Rollout shape, length of the run, validation and checkpointing."""
+
+    num_envs: int = 8192
+    num_steps: int = 20
+    iterations: int = 12500
+    seed: int = 0
+    normalize_reward: bool = True
+    validation_interval: int = 125
+    validation_envs: int = 100
+    validation_steps: int = 500
+    keep_checkpoints: int = 10
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs besides the motions and the output directory."""
+
+    embodiment: str
+    preset: str
+    network: NetworkConfig
+    ppo: PPOConfig
+    run: RunConfig
+    env: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Rebuild a configuration saved with `to_dict` (e.g. from a checkpoint)."""
+        return cls(
+            embodiment=data["embodiment"],
+            preset=data["preset"],
+            network=NetworkConfig(**data["network"]),
+            ppo=PPOConfig(**data["ppo"]),
+            run=RunConfig(**data["run"]),
+            env=dict(data.get("env", {})),
+        )
+
+    def set_timesteps(self, timesteps: int) -> None:
+        """Run length in environment steps: enough iterations of num_envs x num_steps to reach it."""
+        self.run.iterations = max(1, math.ceil(timesteps / (self.run.num_envs * self.run.num_steps)))
+        self.ppo.num_updates = self.run.iterations
+
+
+def _fullbody(residual: bool) -> TrainConfig:
+    hidden = [1408, 2688, 2688, 2688, 2688, 2688, 1408, 768, 384] if residual else [1024] * 16
+    return TrainConfig(
+        embodiment="fullbody",
+        preset="fullbody-resnet" if residual else "fullbody",
+        network=NetworkConfig(actor_hidden=hidden, critic_hidden=list(hidden), residual=residual, init_std=3.0),
+        ppo=PPOConfig(num_minibatches=128, anneal_lr=True, num_updates=12500, muon_weight_decay=0.0),
+        run=RunConfig(num_envs=8192, num_steps=20, iterations=12500, seed=1 if residual else 0,
+                      validation_envs=100, keep_checkpoints=10),
+    )
+
+
+def _bimanual() -> TrainConfig:
+    return TrainConfig(
+        embodiment="bimanual",
+        preset="bimanual",
+        network=NetworkConfig(actor_hidden=[1024] * 4, critic_hidden=[1024] * 4, init_std=0.2),
+        ppo=PPOConfig(num_minibatches=32, anneal_lr=False, num_updates=25000, muon_weight_decay=1e-3),
+        run=RunConfig(num_envs=8192, num_steps=10, iterations=25000, validation_envs=20, keep_checkpoints=5),
+    )
+
+
+def _cpu_demo(embodiment: str) -> TrainConfig:
+    """A few minutes on a laptop CPU: few worlds, small networks, a finite run."""
+    base = _bimanual() if embodiment == "bimanual" else _fullbody(residual=False)
+    base.preset = "cpu"
+    base.network.actor_hidden = [256, 256]
+    base.network.critic_hidden = [256, 256]
+    base.run = dataclasses.replace(base.run, num_envs=16, iterations=40, validation_interval=20, validation_envs=4,
+                                   validation_steps=50, keep_checkpoints=3)
+    base.ppo = dataclasses.replace(base.ppo, num_minibatches=4, num_updates=40)
+    return base
+
+
+PRESETS = {
+    "fullbody": lambda embodiment: _fullbody(residual=False),
+    "fullbody-resnet": lambda embodiment: _fullbody(residual=True),
+    "bimanual": lambda embodiment: _bimanual(),
+    "cpu": _cpu_demo,
+}
+
+
+def preset_for(embodiment: str, on_gpu: bool) -> str:
+    """The default preset: the published one on a GPU, the CPU demonstration otherwise."""
+    if not on_gpu:
+        return "cpu"
+    return "bimanual" if embodiment == "bimanual" else "fullbody"
+
+
+def resolve_config(
+    embodiment: str, preset: str, toml_path: Path | None = None, overrides: list[str] | None = None
+) -> TrainConfig:
+    """Preset, then the TOML file, then `section.key=value` overrides."""
+    if preset not in PRESETS:
+        raise ConfigError(f"--preset {preset!r} is not one of {', '.join(PRESETS)}")
+    config = PRESETS[preset](embodiment)
+    config.embodiment = embodiment
+    if toml_path is not None:
+        try:
+            with Path(toml_path).open("rb") as f:
+                table = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"--config {toml_path}: {exc}") from exc
+        _apply_table(config, table, str(toml_path))
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected section.key=value")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw  # a bare word is a string
+        _set(config, key.strip().split("."), value, f"--set {item}")
+    config.ppo.num_updates = config.run.iterations
+    return config
+
+
+def _apply_table(config: Any, table: dict[str, Any], source: str, prefix: tuple[str, ...] = ()) -> None:
+    for key, value in table.items():
+        path = (*prefix, key)
+        if isinstance(value, dict) and key != "env":
+            _apply_table(config, value, source, path)
+        else:
+            _set(config, list(path), value, source)
+
+
+def _set(config: Any, path: list[str], value: Any, source: str) -> None:
+    target = config
+    for part in path[:-1]:
+        if not dataclasses.is_dataclass(target) or not hasattr(target, part):
+            raise ConfigError(f"{source}: unknown configuration section {'.'.join(path[:-1])!r}")
+        target = getattr(target, part)
+    name = path[-1]
+    if isinstance(target, dict):  # the environment's options are checked by the environment
+        target[name] = value
+        return
+    fields = {f.name: f for f in dataclasses.fields(target)}
+    if name not in fields:
+        raise ConfigError(f"{source}: unknown key {'.'.join(path)!r}; known: {', '.join(fields)}")
+    kind = typing.get_type_hints(type(target))[name]
+    setattr(target, name, _coerce(value, kind, f"{source}: {'.'.join(path)}"))
+
+
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    origin = typing.get_origin(kind)
+    if origin is list:
+        (item,) = typing.get_args(kind)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return [_coerce(v, item, where) for v in value]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind in (int, float, bool, str) and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+        raise ConfigError(f"{where} must be {kind.__name__}, got {value!r}")
+    return value

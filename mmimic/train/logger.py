@@ -1,0 +1,79 @@
+"""Run logging: TensorBoard scalars, `metrics.jsonl` (one JSON object per iteration) and a live console."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from torch.utils.tensorboard import SummaryWriter
+
+CONSOLE_KEYS = (
+    ("env steps/s", "sps", "{:,.0f}"),
+    ("mean reward/step", "reward/total", "{:.4f}"),
+    ("episode return", "episode/return", "{:.2f}"),
+    ("episode length", "episode/length", "{:.1f}"),
+    ("early termination", "episode/early_termination_rate", "{:.1%}"),
+    ("value loss", "ppo/loss/value", "{:.4f}"),
+    ("actor loss", "ppo/loss/actor", "{:.4f}"),
+    ("policy std", "ppo/std_mean", "{:.3f}"),
+)
+
+
+class RunLogger:
+    """Writes every iteration's metrics to TensorBoard and `metrics.jsonl`, and shows a live table."""
+
+    def __init__(self, run_dir: Path, total_iterations: int, console: Console, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.total = total_iterations
+        self.console = console
+        self.started = time.perf_counter()
+        self.first_iteration: int | None = None
+        self.live: Live | None = None
+        if enabled:
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+            self.jsonl = (run_dir / "metrics.jsonl").open("a")
+
+    def __enter__(self) -> RunLogger:
+        if self.enabled:
+            self.live = Live(Table(), console=self.console, refresh_per_second=2, transient=False)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            if self.live is not None:
+                self.live.__exit__(*exc)
+            self.writer.close()
+            self.jsonl.close()
+
+    def log(self, iteration: int, env_steps: int, metrics: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        if self.first_iteration is None:
+            self.first_iteration = iteration
+        for key, value in metrics.items():
+            self.writer.add_scalar(key, value, env_steps)
+        record = {"iteration": iteration, "env_steps": env_steps, **metrics}
+        self.jsonl.write(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                                     for k, v in record.items()}) + "\n")
+        self.jsonl.flush()
+        if self.live is not None:
+            self.live.update(self._table(iteration, env_steps, metrics))
+
+    def _table(self, iteration: int, env_steps: int, metrics: dict[str, float]) -> Table:
+        done = iteration - (self.first_iteration or 0) + 1
+        elapsed = time.perf_counter() - self.started
+        remaining = elapsed / done * (self.total - iteration - 1)
+        table = Table(title=f"iteration {iteration + 1}/{self.total}  ·  {env_steps:,} env steps  ·  "
+                            f"ETA {time.strftime('%H:%M:%S', time.gmtime(max(remaining, 0)))}")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for label, key, fmt in CONSOLE_KEYS:
+            if key in metrics and metrics[key] is not None and math.isfinite(metrics[key]):
+                table.add_row(label, fmt.format(metrics[key]))
+        return table

@@ -1,0 +1,281 @@
+"""The training loop: rollouts from the imitation environment, PPO updates, validation, checkpoints.
+
+Per iteration the rollout runs entirely on the device; statistics are accumulated in device
+tensors and read to the host once, when the iteration is logged. Under `torchrun` each rank owns
+its worlds and seed, gradients and normaliser statistics are all-reduced, rank 0 logs and saves.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from rich.console import Console
+
+from mmimic.checkpoint import check_compatible, load_checkpoint, restore_actor_critic, save_checkpoint
+from mmimic.embodiment import Embodiment, load_embodiment
+from mmimic.env import EnvConfig, ImitationEnv
+from mmimic.motion import MotionLibrary
+from mmimic.ppo import PPO, ActorCritic, ReturnNormalizer, RolloutStorage
+from mmimic.train.config import TrainConfig
+from mmimic.train.logger import RunLogger
+
+
+@dataclass
+class RunPaths:
+    """The run directory: resolved config, TensorBoard events, metrics.jsonl, checkpoints/."""
+
+    root: Path
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    def checkpoint(self, iteration: int) -> Path:
+        return self.checkpoints / f"checkpoint_{iteration:06d}.pt"
+
+    def latest_checkpoint(self) -> Path | None:
+        found = sorted(self.checkpoints.glob("checkpoint_*.pt"))
+        return found[-1] if found else None
+
+
+class EpisodeStats:
+    """Sums over a rollout, kept on the device: rewards per term, finished episodes, early terminations."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.sums: dict[str, torch.Tensor] = {}
+
+    def add(self, key: str, value: torch.Tensor) -> None:
+        self.sums[key] = self.sums.get(key, torch.zeros((), device=self.device)) + value
+
+    def record_step(self, reward: torch.Tensor, done: torch.Tensor, info: dict) -> None:
+        self.add("reward/total", reward.mean())
+        for name, term in info["reward_terms"].items():
+            self.add(f"reward/{name}", term.mean())
+        finished = done.float()
+        self.add("episodes", finished.sum())
+        self.add("episode_return_sum", (info["episode_return"] * finished).sum())
+        self.add("episode_length_sum", (info["episode_length"].float() * finished).sum())
+        self.add("early_terminations", (info["terminated"] & done).float().sum())
+        self.add("nan_actions", info["nan_actions"].float().sum())
+
+    def summary(self, steps: int) -> dict[str, float]:
+        """Read everything to the host in one transfer."""
+        keys = list(self.sums)
+        values = torch.stack([self.sums[k] for k in keys]).tolist() if keys else []
+        raw = dict(zip(keys, values))
+        self.sums.clear()
+        episodes = raw.pop("episodes", 0.0)
+        result = {k: v / steps for k, v in raw.items() if k.startswith("reward/")}
+        nan = float("nan")
+        result["episode/count"] = episodes
+        result["episode/return"] = raw.get("episode_return_sum", 0.0) / episodes if episodes else nan
+        result["episode/length"] = raw.get("episode_length_sum", 0.0) / episodes if episodes else nan
+        result["episode/early_termination_rate"] = raw.get("early_terminations", 0.0) / episodes if episodes else nan
+        result["errors/nan_actions"] = raw.get("nan_actions", 0.0)
+        return result
+
+
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size), initialising torch.distributed when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+class Trainer:
+    """One training run: environment, actor-critic, PPO, logging and checkpoints in a run directory."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        motions: list[Path],
+        run_dir: Path,
+        device: str,
+        *,
+        console: Console | None = None,
+        init_checkpoint: dict | None = None,
+        resume: bool = False,
+        reset_std: float | None = None,
+    ) -> None:
+        self.config = config
+        self.rank, self.world_size = distributed_rank()
+        self.is_main = self.rank == 0
+        self.console = console or Console()
+        self.paths = RunPaths(run_dir)
+        self.device = torch.device("cuda", int(device.split(":")[1]) if ":" in device else 0) \
+            if device.startswith("cuda") else torch.device("cpu")
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.set_float32_matmul_precision("high")
+        run = config.run
+        torch.manual_seed(run.seed + self.rank)
+        self.generator = torch.Generator(device=self.device).manual_seed(run.seed + self.rank)
+
+        self.embodiment: Embodiment = load_embodiment(config.embodiment)
+        self.motions = MotionLibrary(self.embodiment, motions, self.device, split="train")
+        self.validation_motions = self._validation_library(motions)
+        env_config = EnvConfig.for_embodiment(self.embodiment, **config.env)
+        self.env = ImitationEnv(self.embodiment, self.motions, run.num_envs, str(self.device), env_config)
+        self.actor_critic = ActorCritic(
+            self.env.num_obs, self.env.num_actions, config.network.actor_hidden, config.network.critic_hidden,
+            config.network.init_std, residual=config.network.residual,
+        ).to(self.device)
+        self.ppo = PPO(self.actor_critic, config.ppo, self.device)
+        self.reward_normalizer = ReturnNormalizer(run.num_envs, gamma=config.ppo.gamma).to(self.device)
+        if self.world_size > 1:
+            self.actor_critic.obs_normalizer.enable_all_reduce()
+            self.reward_normalizer.enable_all_reduce()
+        self.storage = RolloutStorage(run.num_steps, run.num_envs, self.env.num_obs, self.env.num_actions, self.device)
+        self.iteration = 0
+        self.env_steps = 0
+        if init_checkpoint is not None:
+            self._load(init_checkpoint, resume=resume)
+        if reset_std is not None:
+            with torch.no_grad():
+                self.actor_critic.log_std.fill_(math.log(reset_std))
+        self._stop_requested = False
+
+    def _validation_library(self, motions: list[Path]) -> MotionLibrary:
+        try:
+            return MotionLibrary(self.embodiment, motions, self.device, split="test")
+        except ValueError:
+            return self.motions  # no held-out clips in the manifests: validate on the training clips
+
+    def _load(self, checkpoint: dict, resume: bool) -> None:
+        check_compatible(checkpoint, obs_layout=self.env.obs_layout, embodiment_name=self.embodiment.name,
+                         model_hash=self.embodiment.model_hash)
+        restore_actor_critic(checkpoint, self.actor_critic)
+        if resume:
+            self.ppo.optimizer.load_state_dict(checkpoint["optimizer"])
+            self.iteration = int(checkpoint["iteration"])
+            self.env_steps = int(checkpoint["env_steps"])
+            if checkpoint.get("reward_normalizer") is not None:
+                self.reward_normalizer.load_state_dict(checkpoint["reward_normalizer"])
+
+    # ------------------------------------------------------------------ the loop
+
+    def train(self) -> Path | None:
+        """Run to `config.run.iterations`; Ctrl-C stops after the current iteration with a checkpoint."""
+        run = self.config.run
+        previous = signal.signal(signal.SIGINT, self._request_stop) if self.is_main else None
+        last_saved: Path | None = None
+        stats = EpisodeStats(self.device)
+        obs = self.env.reset()
+        try:
+            with RunLogger(self.paths.root, run.iterations, self.console, enabled=self.is_main) as logger:
+                while self.iteration < run.iterations and not self._stop_requested:
+                    started = time.perf_counter()
+                    obs = self._rollout(obs, stats)
+                    update = self._update(obs)
+                    steps = run.num_steps * run.num_envs * self.world_size
+                    self.env_steps += steps
+                    metrics = stats.summary(run.num_steps)
+                    metrics.update({f"ppo/{k}": v for k, v in update.items()})
+                    metrics.update(self._system_metrics(steps, time.perf_counter() - started))
+                    self.iteration += 1
+                    if self.iteration % run.validation_interval == 0 or self.iteration == run.iterations:
+                        metrics.update(self.validate())
+                        last_saved = self.save()
+                    logger.log(self.iteration - 1, self.env_steps, metrics)
+                if self._stop_requested:
+                    last_saved = self.save()
+                    self.console.print(f"stopped by Ctrl-C after iteration {self.iteration}; saved {last_saved}")
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        return last_saved
+
+    def _request_stop(self, signum: int, frame: object) -> None:
+        if self._stop_requested:
+            raise KeyboardInterrupt
+        self._stop_requested = True
+        self.console.print("Ctrl-C: finishing this iteration, saving a checkpoint, then stopping (again to abort)")
+
+    def _rollout(self, obs: torch.Tensor, stats: EpisodeStats) -> torch.Tensor:
+        for _ in range(self.config.run.num_steps):
+            action, log_prob, value, _ = self.actor_critic.act(obs, update_normalizer=True)
+            next_obs, reward, done, info = self.env.step(action)
+            scaled = self.reward_normalizer(reward, done) if self.config.run.normalize_reward else reward
+            self.storage.add(obs, action, log_prob, value, scaled, done, info["terminated"])
+            stats.record_step(reward, done, info)
+            obs = next_obs
+        return obs
+
+    def _update(self, last_obs: torch.Tensor) -> dict[str, float]:
+        self.ppo.compute_returns(self.storage, last_obs)
+        result = self.ppo.update(self.storage, self.iteration)
+        self.storage.clear()
+        return result
+
+    def _system_metrics(self, steps: int, seconds: float) -> dict[str, float]:
+        metrics = {"sps": steps / seconds, "time/iteration_s": seconds}
+        overflow = self.env.sim.overflow_report()
+        metrics["errors/overflow_steps"] = overflow["overflow_steps"]
+        if self.device.type == "cuda":
+            metrics["memory/gpu_peak_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
+        return metrics
+
+    # ------------------------------------------------------------------ validation and checkpoints
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Stochastic rollouts on the held-out clips with the validation termination thresholds."""
+        run = self.config.run
+        if not hasattr(self, "validation_env"):
+            env_config = EnvConfig.for_embodiment(self.embodiment, **self.config.env).for_validation()
+            self.validation_env = ImitationEnv(self.embodiment, self.validation_motions, run.validation_envs,
+                                               str(self.device), env_config)
+        env = self.validation_env
+        stats = EpisodeStats(self.device)
+        normalizer = self.actor_critic.obs_normalizer
+        obs = env.reset()
+        for _ in range(run.validation_steps):
+            mean = self.actor_critic.actor(normalizer.normalize(obs)).float()
+            action = mean + torch.exp(self.actor_critic.log_std) * torch.randn_like(mean)
+            obs, reward, done, info = env.step(action)
+            stats.record_step(reward, done, info)
+        return {f"validation/{k}": v for k, v in stats.summary(run.validation_steps).items()}
+
+    def save(self) -> Path | None:
+        """Checkpoint the run (rank 0), keeping the newest `keep_checkpoints`."""
+        if not self.is_main:
+            return None
+        path = self.paths.checkpoint(self.iteration)
+        save_checkpoint(
+            path,
+            actor_critic=self.actor_critic,
+            optimizer=self.ppo.optimizer,
+            iteration=self.iteration,
+            env_steps=self.env_steps,
+            config=self.config.to_dict(),
+            obs_layout=list(self.env.obs_layout),
+            embodiment_name=self.embodiment.name,
+            model_hash=self.embodiment.model_hash,
+            reward_normalizer=self.reward_normalizer,
+        )
+        for old in sorted(self.paths.checkpoints.glob("checkpoint_*.pt"))[: -self.config.run.keep_checkpoints]:
+            old.unlink()
+        return path
+
+
+def load_for_resume(path: Path) -> tuple[dict, Path]:
+    """A checkpoint file, or a run directory (its newest checkpoint), and the run directory it belongs to."""
+    path = Path(path)
+    if path.is_dir():
+        latest = RunPaths(path).latest_checkpoint()
+        if latest is None:
+            raise FileNotFoundError(f"--resume {path}: no checkpoints/checkpoint_*.pt in this run directory")
+        path = latest
+    checkpoint = load_checkpoint(path, map_location="cpu")
+    return checkpoint, path.parent.parent
+

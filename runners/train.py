@@ -1,0 +1,135 @@
+"""Train a motion-imitation policy: `python runners/train.py --embodiment fullbody`.
+
+Without a GPU the `cpu` preset runs a short demonstration (few worlds, small networks, a few
+minutes); on a GPU the published preset of the embodiment runs (8192 worlds). Every value can
+be overridden with `--config FILE.toml` and `--set section.key=value`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# runners/ holds profile.py, which would shadow the standard library's `profile` (imported by
+# torch and warp through cProfile): keep this directory off the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse  # noqa: E402
+import tomllib  # noqa: E402
+from datetime import datetime  # noqa: E402
+
+from rich.console import Console  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--embodiment", default="fullbody", help="embodiment name or directory (default fullbody)")
+    parser.add_argument("--preset", default=None, help="fullbody, fullbody-resnet, bimanual or cpu (default: by device)")
+    parser.add_argument("--motions", nargs="+", type=Path, default=None, help="motion directories or clips "
+                        "(default motions/<embodiment>)")
+    parser.add_argument("--num-envs", type=int, default=None, help="parallel worlds")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:K (default: a GPU if present)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--iterations", type=int, default=None, help="PPO iterations")
+    length.add_argument("--timesteps", type=int, default=None, help="environment steps (sets the iterations)")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="run directory (default runs/<embodiment>-<time>)")
+    parser.add_argument("--config", type=Path, default=None, help="TOML file of overrides")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--resume", type=Path, default=None, help="checkpoint or run directory to continue exactly")
+    parser.add_argument("--finetune", type=Path, default=None, help="checkpoint whose weights start a new run")
+    parser.add_argument("--reset-std", type=float, default=None, help="with --finetune: reset the policy std")
+    parser.add_argument("--reward-module", action="append", default=[], type=Path, help="file registering reward kernels")
+    parser.add_argument("--reward", action="append", default=[], metavar="NAME=WEIGHT", help="switch a reward term")
+    args = parser.parse_args(argv)
+    for flag in ("num_envs", "iterations", "timesteps"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            parser.error(f"--{flag.replace('_', '-')} must be positive, got {value}")
+    if args.resume and args.finetune:
+        parser.error("--resume and --finetune exclude each other")
+    if args.reset_std is not None and (args.finetune is None or args.reset_std <= 0):
+        parser.error("--reset-std needs --finetune and a positive value")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    console = Console()
+    # Heavy imports after argument parsing, so --help and argument errors are instant.
+    from mmimic.checkpoint import CheckpointError, load_checkpoint
+    from mmimic.embodiment import EmbodimentError
+    from mmimic.env import apply_reward_args
+    from mmimic.simulator import resolve_device
+    from mmimic.train.config import ConfigError, TrainConfig, preset_for, resolve_config
+    from mmimic.train.trainer import Trainer, load_for_resume
+
+    try:
+        device = resolve_device(args.device)
+        apply_reward_args([str(p) for p in args.reward_module], args.reward)
+        checkpoint, resume = None, False
+        if args.resume:
+            checkpoint, run_dir = load_for_resume(args.resume)
+            config = TrainConfig.from_dict(checkpoint["config"])
+            resume = True
+        else:
+            preset = args.preset or preset_for(args.embodiment, device.startswith("cuda"))
+            config = resolve_config(args.embodiment, preset, args.config, _cli_overrides(args))
+            if args.timesteps is not None:
+                config.set_timesteps(args.timesteps)
+            if args.finetune:
+                checkpoint = load_checkpoint(args.finetune, map_location="cpu")
+            run_dir = args.out or REPO / "runs" / f"{Path(args.embodiment).name}-{datetime.now():%Y%m%d-%H%M%S}"
+        motions = args.motions or [REPO / "motions" / Path(config.embodiment).name]
+        if config.preset == "cpu" and not resume:
+            console.print(f"[yellow]No GPU preset in use: the 'cpu' preset runs {config.run.num_envs} worlds for "
+                          f"{config.run.iterations} iterations with {config.network.actor_hidden} networks, a "
+                          "demonstration of minutes. On a GPU, --preset fullbody (or bimanual) runs the published "
+                          "8192-world recipe; --num-envs / --iterations / --set scale any value.[/yellow]")
+        trainer = Trainer(config, motions, run_dir, device, console=console, init_checkpoint=checkpoint,
+                          resume=resume, reset_std=args.reset_std)
+    except (ConfigError, EmbodimentError, CheckpointError, FileNotFoundError, ValueError, tomllib.TOMLDecodeError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.toml").write_text(_to_toml(config.to_dict()))
+    console.print(f"run directory {run_dir} ({config.embodiment}, preset {config.preset}, {config.run.num_envs} "
+                  f"worlds on {device}); TensorBoard: tensorboard --logdir {run_dir}")
+    saved = trainer.train()
+    console.print(f"\ndone at iteration {trainer.iteration}; last checkpoint {saved}")
+    return 0
+
+
+def _cli_overrides(args: argparse.Namespace) -> list[str]:
+    overrides = list(args.overrides)
+    if args.num_envs is not None:
+        overrides.append(f"run.num_envs={args.num_envs}")
+    if args.seed is not None:
+        overrides.append(f"run.seed={args.seed}")
+    if args.iterations is not None:
+        overrides.append(f"run.iterations={args.iterations}")
+    return overrides
+
+
+def _to_toml(data: dict, prefix: str = "") -> str:
+    """A small TOML writer for the resolved configuration (scalars, lists and nested tables)."""
+    scalars = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    tables = [_to_toml(v, f"{prefix}{k}.") for k, v in data.items() if isinstance(v, dict)]
+    header = f"[{prefix[:-1]}]\n" if prefix else ""
+    return header + "".join(s + "\n" for s in scalars) + "".join("\n" + t for t in tables)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
