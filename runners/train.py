@@ -50,6 +50,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--{flag.replace('_', '-')} must be positive, got {value}")
     if args.resume and args.finetune:
         parser.error("--resume and --finetune exclude each other")
+    if args.resume and (args.overrides or args.config or args.preset or args.reward or args.reward_module
+                        or args.num_envs or args.seed is not None or args.timesteps or args.motions):
+        parser.error("--resume continues a run exactly with its saved configuration; only --iterations may change")
     if args.reset_std is not None and (args.finetune is None or args.reset_std <= 0):
         parser.error("--reset-std needs --finetune and a positive value")
     return args
@@ -68,28 +71,32 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         device = resolve_device(args.device)
-        apply_reward_args([str(p) for p in args.reward_module], args.reward)
         checkpoint, resume = None, False
         if args.resume:
             checkpoint, run_dir = load_for_resume(args.resume)
             config = TrainConfig.from_dict(checkpoint["config"])
+            apply_reward_args(config.reward_modules, [])
             resume = True
+            if args.iterations is not None:
+                config.run.iterations = config.ppo.num_updates = args.iterations
         else:
             preset = args.preset or preset_for(args.embodiment, device.startswith("cuda"))
             config = resolve_config(args.embodiment, preset, args.config, _cli_overrides(args))
-            if args.timesteps is not None:
-                config.set_timesteps(args.timesteps)
+            config.reward_modules = [str(p.resolve()) for p in args.reward_module]
+            weights = apply_reward_args(config.reward_modules, args.reward)
+            config.env["reward_weights"] = {**config.env.get("reward_weights", {}), **weights}
             if args.finetune:
                 checkpoint = load_checkpoint(args.finetune, map_location="cpu")
             run_dir = args.out or REPO / "runs" / f"{Path(args.embodiment).name}-{datetime.now():%Y%m%d-%H%M%S}"
-        motions = args.motions or [REPO / "motions" / Path(config.embodiment).name]
+            if args.motions:
+                config.motions = [str(p.resolve()) for p in args.motions]
         if config.preset == "cpu" and not resume:
             console.print(f"[yellow]No GPU preset in use: the 'cpu' preset runs {config.run.num_envs} worlds for "
                           f"{config.run.iterations} iterations with {config.network.actor_hidden} networks, a "
                           "demonstration of minutes. On a GPU, --preset fullbody (or bimanual) runs the published "
                           "8192-world recipe; --num-envs / --iterations / --set scale any value.[/yellow]")
-        trainer = Trainer(config, motions, run_dir, device, console=console, init_checkpoint=checkpoint,
-                          resume=resume, reset_std=args.reset_std)
+        trainer = Trainer(config, run_dir, device, console=console, init_checkpoint=checkpoint, resume=resume,
+                          reset_std=args.reset_std)
     except (ConfigError, EmbodimentError, CheckpointError, FileNotFoundError, ValueError, tomllib.TOMLDecodeError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
@@ -110,6 +117,8 @@ def _cli_overrides(args: argparse.Namespace) -> list[str]:
         overrides.append(f"run.seed={args.seed}")
     if args.iterations is not None:
         overrides.append(f"run.iterations={args.iterations}")
+    if args.timesteps is not None:
+        overrides.append(f"run.timesteps={args.timesteps}")
     return overrides
 
 

@@ -18,7 +18,7 @@ import torch
 import mmimic
 from mmimic.checkpoint import load_checkpoint
 from mmimic.train.config import resolve_config
-from mmimic.train.trainer import Trainer
+from mmimic.train.trainer import Trainer, load_for_resume
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["--set", "network.actor_hidden=[32]", "--set", "network.critic_hidden=[32]",
@@ -60,24 +60,23 @@ def test_run_directory_and_policy_export(tmp_path: Path) -> None:
     # The exported policy maps raw observations to the trainer's deterministic actions.
     checkpoint = load_checkpoint(checkpoints[-1], map_location="cpu")
     config = resolve_config("bimanual", "cpu", overrides=[o for o in TINY if o != "--set"] + ["run.num_envs=3"])
-    trainer = Trainer(config, [REPO / "motions/bimanual"], tmp_path / "probe", "cpu", init_checkpoint=checkpoint)
+    trainer = Trainer(config, tmp_path / "probe", "cpu", init_checkpoint=checkpoint)
     obs = trainer.env.reset().clone()
     policy = mmimic.load_policy(checkpoints[-1])
     assert torch.equal(policy(obs), trainer.actor_critic.deterministic(obs))
 
 
 def test_resume_restores_iteration_schedule_and_normaliser(tmp_path: Path) -> None:
-    straight = Trainer(tiny_config(4, 2), [REPO / "motions/bimanual"], tmp_path / "straight", "cpu")
+    straight = Trainer(tiny_config(4, 2), tmp_path / "straight", "cpu")
     straight.train()
     at_two = load_checkpoint(tmp_path / "straight/checkpoints/checkpoint_000002.pt", map_location="cpu")
 
-    stopped = Trainer(tiny_config(4, 2), [REPO / "motions/bimanual"], tmp_path / "stopped", "cpu")
+    stopped = Trainer(tiny_config(4, 2), tmp_path / "stopped", "cpu")
     stopped.config.run.iterations = 2  # stop half way, as Ctrl-C after iteration 2 would
     stopped.train()
-    runner = load_runner()
-    checkpoint, run_dir = runner_load(runner, tmp_path / "stopped")
+    checkpoint, run_dir = load_for_resume(tmp_path / "stopped")
     assert run_dir == tmp_path / "stopped"
-    resumed = Trainer(tiny_config(4, 2), [REPO / "motions/bimanual"], run_dir, "cpu", init_checkpoint=checkpoint,
+    resumed = Trainer(tiny_config(4, 2), run_dir, "cpu", init_checkpoint=checkpoint,
                       resume=True)
     assert resumed.iteration == 2 and resumed.env_steps == at_two["env_steps"]
     assert resumed.ppo.learning_rate(resumed.iteration) == straight.ppo.learning_rate(2)
@@ -86,12 +85,6 @@ def test_resume_restores_iteration_schedule_and_normaliser(tmp_path: Path) -> No
         assert torch.equal(getattr(normalizer, key), at_two["obs_normalizer"][key])
     resumed.train()
     assert resumed.iteration == 4
-
-
-def runner_load(runner, path: Path):
-    from mmimic.train.trainer import load_for_resume
-
-    return load_for_resume(path)
 
 
 def test_sigkill_leaves_no_truncated_checkpoint_and_resumes(tmp_path: Path) -> None:
@@ -111,9 +104,8 @@ def test_sigkill_leaves_no_truncated_checkpoint_and_resumes(tmp_path: Path) -> N
     assert files and all(f.suffix == ".pt" for f in files)  # no temporary leftovers
     for f in files:
         load_checkpoint(f, map_location="cpu")  # each one complete
-    runner = load_runner()
     last = int(files[-1].stem.split("_")[1])
-    checkpoint, _ = runner_load(runner, out)
+    checkpoint, _ = load_for_resume(out)
     assert checkpoint["iteration"] == last
 
 
@@ -135,7 +127,7 @@ def test_bad_input_is_refused_before_training(tmp_path: Path, args: list[str], m
 
 
 def test_finetune_checks_the_checkpoint_embodiment(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    trainer = Trainer(tiny_config(1, 1), [REPO / "motions/bimanual"], tmp_path / "base", "cpu")
+    trainer = Trainer(tiny_config(1, 1), tmp_path / "base", "cpu")
     saved = trainer.train()
     payload = torch.load(saved, weights_only=True)
     payload["model_hash"] = "0" * 16

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmimic.embodiment import MODELS_DIR
 from mmimic.ppo import PPOConfig
+
+DEFAULT_MOTIONS = MODELS_DIR.parent / "motions"
 
 
 class ConfigError(ValueError):
@@ -39,6 +42,7 @@ class RunConfig:
     num_envs: int = 8192
     num_steps: int = 20
     iterations: int = 12500
+    timesteps: int = 0  # when positive: enough iterations of num_envs x num_steps to reach it
     seed: int = 0
     normalize_reward: bool = True
     validation_interval: int = 125
@@ -57,6 +61,8 @@ class TrainConfig:
     ppo: PPOConfig
     run: RunConfig
     env: dict[str, Any] = field(default_factory=dict)
+    motions: list[str] = field(default_factory=list)
+    reward_modules: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -71,12 +77,9 @@ class TrainConfig:
             ppo=PPOConfig(**data["ppo"]),
             run=RunConfig(**data["run"]),
             env=dict(data.get("env", {})),
+            motions=list(data.get("motions", [])),
+            reward_modules=list(data.get("reward_modules", [])),
         )
-
-    def set_timesteps(self, timesteps: int) -> None:
-        """Run length in environment steps: enough iterations of num_envs x num_steps to reach it."""
-        self.run.iterations = max(1, math.ceil(timesteps / (self.run.num_envs * self.run.num_steps)))
-        self.ppo.num_updates = self.run.iterations
 
 
 def _fullbody(residual: bool) -> TrainConfig:
@@ -136,6 +139,7 @@ def resolve_config(
         raise ConfigError(f"--preset {preset!r} is not one of {', '.join(PRESETS)}")
     config = PRESETS[preset](embodiment)
     config.embodiment = embodiment
+    config.motions = [str(DEFAULT_MOTIONS / Path(embodiment).name)]
     if toml_path is not None:
         try:
             with Path(toml_path).open("rb") as f:
@@ -152,6 +156,8 @@ def resolve_config(
         except tomllib.TOMLDecodeError:
             value = raw  # a bare word is a string
         _set(config, key.strip().split("."), value, f"--set {item}")
+    if config.run.timesteps > 0:
+        config.run.iterations = max(1, math.ceil(config.run.timesteps / (config.run.num_envs * config.run.num_steps)))
     config.ppo.num_updates = config.run.iterations
     return config
 

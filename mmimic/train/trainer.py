@@ -98,7 +98,6 @@ class Trainer:
     def __init__(
         self,
         config: TrainConfig,
-        motions: list[Path],
         run_dir: Path,
         device: str,
         *,
@@ -122,9 +121,12 @@ class Trainer:
         self.generator = torch.Generator(device=self.device).manual_seed(run.seed + self.rank)
 
         self.embodiment: Embodiment = load_embodiment(config.embodiment)
+        motions = [Path(p) for p in config.motions]
         self.motions = MotionLibrary(self.embodiment, motions, self.device, split="train")
         self.validation_motions = self._validation_library(motions)
-        env_config = EnvConfig.for_embodiment(self.embodiment, **config.env)
+        # Each rank draws its own episode starts.
+        self.env_fields = {**config.env, "seed": int(config.env.get("seed", run.seed)) + self.rank}
+        env_config = EnvConfig.for_embodiment(self.embodiment, **self.env_fields)
         self.env = ImitationEnv(self.embodiment, self.motions, run.num_envs, str(self.device), env_config)
         self.actor_critic = ActorCritic(
             self.env.num_obs, self.env.num_actions, config.network.actor_hidden, config.network.critic_hidden,
@@ -232,7 +234,7 @@ class Trainer:
         """Stochastic rollouts on the held-out clips with the validation termination thresholds."""
         run = self.config.run
         if not hasattr(self, "validation_env"):
-            env_config = EnvConfig.for_embodiment(self.embodiment, **self.config.env).for_validation()
+            env_config = EnvConfig.for_embodiment(self.embodiment, **self.env_fields).for_validation()
             self.validation_env = ImitationEnv(self.embodiment, self.validation_motions, run.validation_envs,
                                                str(self.device), env_config)
         env = self.validation_env
