@@ -1,11 +1,12 @@
 """mmimic: motion imitation for muscle-driven human models on NVIDIA Warp and PyTorch."""
 
+import logging
 import os
 
 import warp as wp
 
 # Warp reports every kernel module it loads; set MMIMIC_WARP_VERBOSE=1 to see them.
-wp.config.quiet = os.environ.get("MMIMIC_WARP_VERBOSE", "0") != "1"
+wp.config.log_level = logging.INFO if os.environ.get("MMIMIC_WARP_VERBOSE", "0") == "1" else logging.WARNING
 
 from mmimic.checkpoint import CheckpointError, load_policy
 from mmimic.embodiment import Embodiment, EmbodimentError, available_embodiments, load_embodiment

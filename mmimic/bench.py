@@ -1,4 +1,4 @@
-"""Throughput measurements: control steps per second of the batched simulator and of MuJoCo C."""
+"""Throughput measurements: the simulator, the environment, training, and MuJoCo C as the CPU baseline."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import torch
 import warp as wp
 
 from mmimic.embodiment import Embodiment
+from mmimic.env import ImitationEnv
+from mmimic.ppo import PPO, ActorCritic, RolloutStorage
 from mmimic.simulator import Simulator
+from mmimic.train.config import TrainConfig
 
 
 @dataclass
@@ -67,3 +70,89 @@ def mujoco_c_throughput(embodiment: Embodiment, steps: int, seed: int = 0) -> Th
         mujoco.mj_step(m, d, nstep=substeps)
     elapsed = time.perf_counter() - start
     return Throughput(steps / elapsed, elapsed / steps, steps)
+
+
+def env_throughput(env: ImitationEnv, steps: int, warmup: int = 3, seed: int = 0) -> Throughput:
+    """Environment control steps per second: physics plus mmimic's observation, reward, termination and reset kernels."""
+    generator = torch.Generator(device=env.torch_device).manual_seed(seed)
+    actions = torch.rand((warmup + steps, env.num_envs, env.num_actions), generator=generator, device=env.torch_device)
+    env.reset()
+    for k in range(warmup):
+        env.step(actions[k])
+    synchronize(env.device)
+    start = time.perf_counter()
+    for k in range(warmup, warmup + steps):
+        env.step(actions[k])
+    synchronize(env.device)
+    elapsed = time.perf_counter() - start
+    return Throughput(env.num_envs * steps / elapsed, elapsed / steps, steps)
+
+
+@dataclass
+class TrainingBreakdown:
+    """Seconds per training iteration spent in each part, and the resulting throughput."""
+
+    physics: float
+    kernels: float
+    policy: float
+    update: float
+    other: float
+    steps_per_iteration: int
+
+    @property
+    def total(self) -> float:
+        return self.physics + self.kernels + self.policy + self.update + self.other
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.steps_per_iteration / self.total
+
+
+def training_throughput(env: ImitationEnv, config: TrainConfig, iterations: int, physics_seconds_per_step: float) -> TrainingBreakdown:
+    """Rollouts with policy inference plus the PPO update of `config`, timed part by part.
+
+    Timing each part synchronises the device between parts; physics is attributed from the
+    physics-only measurement and the rest of the environment step counts as mmimic's kernels.
+    """
+    run = config.run
+    device = env.torch_device
+    network = config.network
+    actor_critic = ActorCritic(env.num_obs, env.num_actions, network.actor_hidden, network.critic_hidden,
+                               network.init_std, residual=network.residual).to(device)
+    ppo = PPO(actor_critic, config.ppo, device)
+    storage = RolloutStorage(run.num_steps, env.num_envs, env.num_obs, env.num_actions, device)
+    totals = dict.fromkeys(("env", "policy", "update", "iteration"), 0.0)
+
+    def timed(key: str, fn):
+        synchronize(env.device)
+        start = time.perf_counter()
+        result = fn()
+        synchronize(env.device)
+        totals[key] += time.perf_counter() - start
+        return result
+
+    obs = env.reset()
+    for iteration in range(iterations + 1):  # the first iteration warms up and is not counted
+        if iteration == 1:
+            totals = dict.fromkeys(totals, 0.0)
+        synchronize(env.device)
+        started = time.perf_counter()
+        for _ in range(run.num_steps):
+            action, log_prob, value, _ = timed("policy", lambda: actor_critic.act(obs, update_normalizer=True))
+            next_obs, reward, done, info = timed("env", lambda: env.step(action))
+            storage.add(obs, action, log_prob, value, reward, done, info["terminated"])
+            obs = next_obs
+        timed("update", lambda: (ppo.compute_returns(storage, obs), ppo.update(storage, iteration)))
+        storage.clear()
+        synchronize(env.device)
+        totals["iteration"] += time.perf_counter() - started
+    env_steps = run.num_steps * iterations
+    physics = min(physics_seconds_per_step * env_steps, totals["env"])
+    return TrainingBreakdown(
+        physics=physics / iterations,
+        kernels=(totals["env"] - physics) / iterations,
+        policy=totals["policy"] / iterations,
+        update=totals["update"] / iterations,
+        other=max(totals["iteration"] - totals["env"] - totals["policy"] - totals["update"], 0.0) / iterations,
+        steps_per_iteration=run.num_steps * env.num_envs,
+    )

@@ -1,8 +1,11 @@
 """Throughput per environment count: `python runners/profile.py --embodiment fullbody --envs 16,64`.
 
-For each count it measures physics-only control steps per second (captured substeps, random
-excitations) and peak memory, and adds a single-thread MuJoCo C row on the same machine as the
-CPU baseline. Results go to a rich table, optionally JSON (`--json`) and a PNG plot (`--plot`).
+For each count: physics-only control steps per second (captured substeps, random excitations),
+environment steps per second (physics plus mmimic's observation, reward, termination and reset
+kernels, random actions), training steps per second (rollouts with policy inference plus the PPO
+update of the chosen preset) with a time breakdown, and peak memory; plus a single-thread
+MuJoCo C row on the same machine as the CPU baseline. Results go to a rich table, optionally
+JSON (`--json`) and a PNG plot (`--plot`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
@@ -31,8 +35,15 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 import mmimic  # noqa: E402
-from mmimic.bench import mujoco_c_throughput, peak_memory_bytes, simulator_throughput  # noqa: E402
+from mmimic.bench import (  # noqa: E402
+    env_throughput,
+    mujoco_c_throughput,
+    peak_memory_bytes,
+    simulator_throughput,
+    training_throughput,
+)
 from mmimic.simulator import resolve_device  # noqa: E402
+from mmimic.train.config import PRESETS, preset_for, resolve_config  # noqa: E402
 
 
 def env_counts(text: str) -> list[int]:
@@ -55,11 +66,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--envs", type=env_counts, default=[16], help="comma-separated environment counts (default 16)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:K (default: a GPU if present)")
     parser.add_argument("--steps", type=int, default=20, help="timed control steps per count (default 20)")
+    parser.add_argument("--preset", default=None, help="training preset (default: the published one on a GPU, cpu otherwise)")
+    parser.add_argument("--iterations", type=int, default=2, help="timed training iterations per count (default 2)")
+    parser.add_argument("--motions", nargs="+", type=Path, default=None, help="motion directories (default motions/<embodiment>)")
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     parser.add_argument("--plot", type=Path, default=None, help="write a PNG of steps/s and memory against count")
     args = parser.parse_args(argv)
-    if args.steps <= 0:
-        parser.error(f"--steps must be positive, got {args.steps}")
+    if args.steps <= 0 or args.iterations <= 0:
+        parser.error(f"--steps and --iterations must be positive, got {args.steps} and {args.iterations}")
+    if args.preset is not None and args.preset not in PRESETS:
+        parser.error(f"--preset {args.preset!r} is not one of {', '.join(PRESETS)}")
     try:
         args.device = resolve_device(args.device)
     except ValueError as exc:
@@ -67,13 +83,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def measure(embodiment: mmimic.Embodiment, count: int, device: str, steps: int) -> dict:
-    """One row: physics-only throughput and peak memory for `count` worlds, or why it was skipped."""
+def measure(embodiment: mmimic.Embodiment, count: int, args: argparse.Namespace) -> dict:
+    """One row: physics, environment and training throughput and peak memory for `count` worlds, or why it was skipped."""
+    device = args.device
+    preset = args.preset or preset_for(embodiment.name, device.startswith("cuda"))
+    config = resolve_config(embodiment.name, preset, overrides=[f"run.num_envs={count}"])
+    batch = count * config.run.num_steps
+    config.ppo.num_minibatches = math.gcd(config.ppo.num_minibatches, batch)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
     try:
-        sim = mmimic.Simulator(embodiment, count, device)
-        physics = simulator_throughput(sim, steps)
+        motions = mmimic.MotionLibrary(embodiment, args.motions or config.motions, device)
+        env = mmimic.ImitationEnv(embodiment, motions, count, device)
+        physics = simulator_throughput(env.sim, args.steps)
+        environment = env_throughput(env, args.steps)
+        training = training_throughput(env, config, args.iterations, physics.seconds_per_step)
     except (MemoryError, RuntimeError) as exc:
-        if "memory" not in str(exc).lower() and not isinstance(exc, MemoryError):
+        if not isinstance(exc, MemoryError) and not any(w in str(exc).lower() for w in ("memory", "alloc")):
             raise
         return {"num_envs": count, "skipped": f"does not fit in {device} memory: {exc}"}
     finally:
@@ -81,8 +107,17 @@ def measure(embodiment: mmimic.Embodiment, count: int, device: str, steps: int) 
             torch.cuda.empty_cache()
     return {
         "num_envs": count,
+        "preset": preset,
         "physics_steps_per_s": physics.steps_per_second,
         "physics_ms_per_step": physics.seconds_per_step * 1e3,
+        "env_steps_per_s": environment.steps_per_second,
+        "env_ms_per_step": environment.seconds_per_step * 1e3,
+        "env_over_physics": environment.steps_per_second / physics.steps_per_second,
+        "train_steps_per_s": training.steps_per_second,
+        "train_over_physics": training.steps_per_second / physics.steps_per_second,
+        "breakdown_ms_per_iteration": {
+            part: getattr(training, part) * 1e3 for part in ("physics", "kernels", "policy", "update", "other")
+        },
         "peak_memory_mb": peak_memory_bytes(device) / 2**20,
     }
 
@@ -103,6 +138,8 @@ def plot(rows: list[dict], baseline: dict, path: Path, title: str) -> None:
     counts = [r["num_envs"] for r in measured]
     fig, (speed, memory) = plt.subplots(1, 2, figsize=(10, 4))
     speed.plot(counts, [r["physics_steps_per_s"] for r in measured], "o-", label="physics (mujoco_warp + mmimic muscles)")
+    speed.plot(counts, [r["env_steps_per_s"] for r in measured], "s-", label="environment (+ obs, reward, reset kernels)")
+    speed.plot(counts, [r["train_steps_per_s"] for r in measured], "^-", label="training (+ policy, PPO update)")
     speed.axhline(baseline["steps_per_s"], color="gray", linestyle="--", label="MuJoCo C, 1 thread")
     speed.set(xscale="log", yscale="log", xlabel="environments", ylabel="control steps / s", title=title)
     speed.legend()
@@ -117,8 +154,7 @@ def plot(rows: list[dict], baseline: dict, path: Path, title: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    wp.config.quiet = True
-    console = Console()
+    console = Console(width=max(Console().width, 150))
     try:
         embodiment = mmimic.load_embodiment(args.embodiment)
     except mmimic.EmbodimentError as exc:
@@ -130,21 +166,26 @@ def main(argv: list[str] | None = None) -> int:
     with console.status("measuring") as status:
         for count in args.envs:
             status.update(f"{count} environments")
-            rows.append(measure(embodiment, count, args.device, args.steps))
+            rows.append(measure(embodiment, count, args))
         status.update("MuJoCo C baseline")
         c = mujoco_c_throughput(embodiment, max(args.steps * 5, 100))
     baseline = {"steps_per_s": c.steps_per_second, "ms_per_step": c.seconds_per_step * 1e3}
 
-    table = Table(title=f"{embodiment.name} on {args.device}: control steps (5 substeps) per second")
-    for column in ("envs", "physics steps/s", "ms / step", "peak memory MB"):
+    table = Table(title=f"{embodiment.name} on {args.device}: control steps (5 substeps) per second; "
+                        "ms per training iteration by part")
+    columns = ("envs", "physics", "env", "env/phys", "train", "train/phys", "phys ms", "kern ms", "policy ms",
+               "update ms", "other ms", "peak MB")
+    for column in columns:
         table.add_column(column, justify="right")
     for r in rows:
         if "skipped" in r:
-            table.add_row(str(r["num_envs"]), "[yellow]skipped[/yellow]", r["skipped"], "")
-        else:
-            table.add_row(str(r["num_envs"]), f"{r['physics_steps_per_s']:.0f}", f"{r['physics_ms_per_step']:.2f}",
-                          f"{r['peak_memory_mb']:.0f}")
-    table.add_row("MuJoCo C 1 thread", f"{baseline['steps_per_s']:.0f}", f"{baseline['ms_per_step']:.2f}", "")
+            table.add_row(str(r["num_envs"]), "[yellow]skipped[/yellow]", r["skipped"])
+            continue
+        parts = [f"{v:.0f}" for v in r["breakdown_ms_per_iteration"].values()]
+        table.add_row(str(r["num_envs"]), f"{r['physics_steps_per_s']:.0f}", f"{r['env_steps_per_s']:.0f}",
+                      f"{r['env_over_physics']:.2f}", f"{r['train_steps_per_s']:.0f}", f"{r['train_over_physics']:.2f}",
+                      *parts, f"{r['peak_memory_mb']:.0f}")
+    table.add_row("MuJoCo C", f"{baseline['steps_per_s']:.0f}", *[""] * (len(columns) - 2))
     console.print(table)
 
     result = {"embodiment": embodiment.name, "num_muscles": embodiment.num_muscles, **environment_info(args.device, argv),

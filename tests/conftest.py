@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import warp as wp
 
 import mmimic
 
-wp.config.quiet = True
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -24,13 +24,16 @@ def load_runner():
 def test_profile_writes_json_and_plot(tmp_path: Path) -> None:
     runner = load_runner()
     out, png = tmp_path / "profile.json", tmp_path / "profile.png"
-    assert runner.main(["--embodiment", "bimanual", "--envs", "1,2", "--steps", "2", "--device", "cpu",
+    assert runner.main(["--embodiment", "bimanual", "--envs", "1,2", "--steps", "2", "--iterations", "1", "--device", "cpu",
                         "--json", str(out), "--plot", str(png)]) == 0
     result = json.loads(out.read_text())
     assert [row["num_envs"] for row in result["rows"]] == [1, 2]
     for row in result["rows"]:
-        for field in ("physics_steps_per_s", "physics_ms_per_step", "peak_memory_mb"):
+        for field in ("physics_steps_per_s", "physics_ms_per_step", "env_steps_per_s", "env_ms_per_step",
+                      "env_over_physics", "train_steps_per_s", "train_over_physics", "peak_memory_mb"):
             assert row[field] > 0
+        assert set(row["breakdown_ms_per_iteration"]) == {"physics", "kernels", "policy", "update", "other"}
+        assert row["preset"] == "cpu"
     assert result["mujoco_c_single_thread"]["steps_per_s"] > 0
     assert {"date", "device", "versions", "command"} <= result.keys()
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -45,6 +48,7 @@ def test_profile_writes_json_and_plot(tmp_path: Path) -> None:
         pytest.param(["--device", "cuda"], "Warp finds no CUDA GPU",
                      marks=pytest.mark.skipif(wp.is_cuda_available(), reason="this machine has a GPU")),
         (["--embodiment", "dog"], "unknown embodiment 'dog'"),
+        (["--preset", "huge"], "--preset 'huge' is not one of"),
     ],
 )
 def test_profile_refuses_bad_arguments(args: list[str], message: str) -> None:

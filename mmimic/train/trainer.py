@@ -23,7 +23,7 @@ from mmimic.embodiment import Embodiment, load_embodiment
 from mmimic.env import EnvConfig, ImitationEnv
 from mmimic.motion import MotionLibrary
 from mmimic.ppo import PPO, ActorCritic, ReturnNormalizer, RolloutStorage
-from mmimic.train.config import TrainConfig
+from mmimic.train.config import ConfigError, TrainConfig
 from mmimic.train.logger import RunLogger
 
 
@@ -111,7 +111,9 @@ class Trainer:
         self.is_main = self.rank == 0
         self.console = console or Console()
         self.paths = RunPaths(run_dir)
-        self.device = torch.device("cuda", int(device.split(":")[1]) if ":" in device else 0) \
+        # A bare "cuda" under torchrun means this rank's GPU (LOCAL_RANK).
+        local_rank = int(os.environ.get("LOCAL_RANK", "0")) if self.world_size > 1 else 0
+        self.device = torch.device("cuda", int(device.split(":")[1]) if ":" in device else local_rank) \
             if device.startswith("cuda") else torch.device("cpu")
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -120,6 +122,10 @@ class Trainer:
         torch.manual_seed(run.seed + self.rank)
         self.generator = torch.Generator(device=self.device).manual_seed(run.seed + self.rank)
 
+        batch = run.num_envs * run.num_steps
+        if batch % config.ppo.num_minibatches:
+            raise ConfigError(f"ppo.num_minibatches={config.ppo.num_minibatches} does not divide the rollout batch "
+                              f"run.num_envs x run.num_steps = {run.num_envs} x {run.num_steps} = {batch}")
         self.embodiment: Embodiment = load_embodiment(config.embodiment)
         motions = [Path(p) for p in config.motions]
         self.motions = MotionLibrary(self.embodiment, motions, self.device, split="train")
@@ -145,6 +151,11 @@ class Trainer:
         if reset_std is not None:
             with torch.no_grad():
                 self.actor_critic.log_std.fill_(math.log(reset_std))
+        if self.world_size > 1:
+            # Each rank initialised its networks from its own seed: start every rank from rank 0's weights
+            # (and normaliser), so that the averaged gradients keep them identical.
+            for tensor in self.actor_critic.state_dict().values():
+                dist.broadcast(tensor, src=0)
         self._stop_requested = False
 
     def _validation_library(self, motions: list[Path]) -> MotionLibrary:
@@ -169,13 +180,13 @@ class Trainer:
     def train(self) -> Path | None:
         """Run to `config.run.iterations`; Ctrl-C stops after the current iteration with a checkpoint."""
         run = self.config.run
-        previous = signal.signal(signal.SIGINT, self._request_stop) if self.is_main else None
+        previous = signal.signal(signal.SIGINT, self._request_stop)
         last_saved: Path | None = None
         stats = EpisodeStats(self.device)
         obs = self.env.reset()
         try:
             with RunLogger(self.paths.root, run.iterations, self.console, enabled=self.is_main) as logger:
-                while self.iteration < run.iterations and not self._stop_requested:
+                while self.iteration < run.iterations and not self._stop_agreed():
                     started = time.perf_counter()
                     obs = self._rollout(obs, stats)
                     update = self._update(obs)
@@ -186,22 +197,33 @@ class Trainer:
                     metrics.update(self._system_metrics(steps, time.perf_counter() - started))
                     self.iteration += 1
                     if self.iteration % run.validation_interval == 0 or self.iteration == run.iterations:
-                        metrics.update(self.validate())
+                        if self.is_main:  # only rank 0 logs and saves; the other ranks go on to the next rollout
+                            metrics.update(self.validate())
                         last_saved = self.save()
                     logger.log(self.iteration - 1, self.env_steps, metrics)
                 if self._stop_requested:
                     last_saved = self.save()
-                    self.console.print(f"stopped by Ctrl-C after iteration {self.iteration}; saved {last_saved}")
+                    if self.is_main:
+                        self.console.print(f"stopped by Ctrl-C after iteration {self.iteration}; saved {last_saved}")
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGINT, previous)
         return last_saved
 
     def _request_stop(self, signum: int, frame: object) -> None:
         if self._stop_requested:
             raise KeyboardInterrupt
         self._stop_requested = True
-        self.console.print("Ctrl-C: finishing this iteration, saving a checkpoint, then stopping (again to abort)")
+        if self.is_main:
+            self.console.print("Ctrl-C: finishing this iteration, saving a checkpoint, then stopping (again to abort)")
+
+    def _stop_agreed(self) -> bool:
+        """Whether to stop before the next iteration: a Ctrl-C seen by any rank stops every rank at the
+        same iteration (one scalar all-reduce per iteration under torchrun)."""
+        if self.world_size > 1:
+            flag = torch.tensor(float(self._stop_requested), device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            self._stop_requested = bool(flag.item())
+        return self._stop_requested
 
     def _rollout(self, obs: torch.Tensor, stats: EpisodeStats) -> torch.Tensor:
         for _ in range(self.config.run.num_steps):
