@@ -22,6 +22,8 @@ setup(
         "tensorboard>=2.15",
         "rich>=13",
         "matplotlib>=3.8",
+        "imageio>=2.31",
+        "imageio-ffmpeg>=0.5",
     ],
     extras_require={"test": ["pytest>=8"]},
 )

@@ -1,0 +1,273 @@
+"""Evaluation report: PNG plots and a one-page ``report.md`` linking them with the numbers.
+
+* ``errors.png``: per-clip tracking errors and frame coverage (bars);
+* ``<clip>_angles.png``: joint angles over the gait cycle, simulated mean (and its strides)
+  against the experimental mean with a ±1 SD band, in degrees;
+* ``<clip>_grf.png``: vertical and fore-aft ground reaction force in body weights;
+* ``<clip>_emg.png``: muscle activation against EMG per channel, each curve scaled to its peak
+  (Pearson r is unaffected by the scaling).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mmimic.eval.gait import CurveComparison  # noqa: E402
+from mmimic.eval.metrics import ERROR_METRICS, EvaluationMetrics  # noqa: E402
+from mmimic.eval.validation import GaitComparison  # noqa: E402
+
+__all__ = ["ERROR_LABELS", "SHORT_LABELS", "plot_angles", "plot_emg", "plot_errors", "plot_grf", "write_report"]
+
+ERROR_LABELS = {
+    "err_root_xyz": "root position RMSE (m)",
+    "err_root_yaw": "root yaw error (rad)",
+    "err_joint_pos": "joint position RMSE (rad)",
+    "err_joint_vel": "joint velocity RMSE (rad/s)",
+    "err_rpos": "relative site RMSE (m)",
+    "err_site_abs": "MPJPE (m)",
+}
+SHORT_LABELS = {
+    "err_root_xyz": "root m",
+    "err_root_yaw": "yaw rad",
+    "err_joint_pos": "qpos rad",
+    "err_joint_vel": "qvel rad/s",
+    "err_rpos": "rpos m",
+    "err_site_abs": "MPJPE m",
+}
+SIM_COLOR, EXP_COLOR = "tab:red", "0.25"
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _grid(count: int, columns: int, size: tuple[float, float] = (3.2, 2.4)):
+    rows = max(1, math.ceil(count / columns))
+    cols = min(columns, max(count, 1))
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
+    for ax in axes.flat[count:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat)
+
+
+def plot_errors(metrics: EvaluationMetrics, path: Path) -> Path:
+    """Bars of every error metric and the frame coverage, one bar per clip."""
+    names = list(metrics.per_clip)
+    keys = [k for k in ERROR_METRICS if any(math.isfinite(metrics.per_clip[n][k]) for n in names)] + ["coverage"]
+    fig, axes = _grid(len(keys), 3, (max(3.2, 0.35 * len(names) + 1.5), 2.6))
+    x = np.arange(len(names))
+    for ax, key in zip(axes, keys):
+        values = [metrics.per_clip[n][key] for n in names]
+        ax.bar(x, np.nan_to_num(values), color="tab:blue" if key != "coverage" else "tab:green")
+        overall = metrics.overall["frame_coverage" if key == "coverage" else key]
+        if math.isfinite(overall):
+            ax.axhline(overall, color="k", lw=0.8, ls="--", label=f"overall {overall:.3g}")
+            ax.legend(fontsize=7)
+        ax.set_title(ERROR_LABELS.get(key, "frame coverage"), fontsize=9)
+        ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _curve(ax, comparison: CurveComparison, scale: float, sim_strides: np.ndarray | None = None) -> None:
+    cycle = np.linspace(0, 100, comparison.exp_mean.shape[0])
+    if comparison.exp_sd is not None:
+        ax.fill_between(
+            cycle,
+            scale * (comparison.exp_mean - comparison.exp_sd),
+            scale * (comparison.exp_mean + comparison.exp_sd),
+            color=EXP_COLOR,
+            alpha=0.2,
+            lw=0,
+            label="experiment ±1 SD",
+        )
+    ax.plot(cycle, scale * comparison.exp_mean, color=EXP_COLOR, ls="--", label="experiment")
+    ax.plot(cycle, scale * comparison.sim_mean, color=SIM_COLOR, label="simulation")
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("gait cycle (%)", fontsize=8)
+    ax.tick_params(labelsize=7)
+
+
+def _save(fig, axes, path: Path) -> Path:
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _ordered_joints(comparison: GaitComparison) -> list[str]:
+    side = comparison.side
+    first = [f"{j}_{side}" for j in ("hip_flexion", "knee_angle", "ankle_angle")]
+    return [j for j in first if j in comparison.angles] + [j for j in comparison.angles if j not in first]
+
+
+def plot_angles(comparison: GaitComparison, path: Path, title: str = "") -> Path:
+    """Joint angles (degrees) over the gait cycle, sagittal hip, knee and ankle first."""
+    joints = _ordered_joints(comparison)
+    fig, axes = _grid(len(joints), 4)
+    for ax, joint in zip(axes, joints):
+        c = comparison.angles[joint]
+        _curve(ax, c, 180.0 / math.pi)
+        ax.set_title(f"{joint}  r={c.pearson_r:.2f}", fontsize=9)
+        ax.set_ylabel("deg", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, axes, path)
+
+
+def plot_grf(comparison: GaitComparison, path: Path, title: str = "") -> Path:
+    """Vertical and fore-aft ground reaction force (body weights) over the gait cycle."""
+    fig, axes = _grid(len(comparison.grf), 2, (4.0, 2.8))
+    for ax, (component, c) in zip(axes, comparison.grf.items()):
+        _curve(ax, c, 1.0)
+        ax.set_title(f"{component.replace('_', '-')} GRF  r={c.pearson_r:.2f}", fontsize=9)
+        ax.set_ylabel("body weights", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, axes, path)
+
+
+def plot_emg(comparison: GaitComparison, path: Path, title: str = "") -> Path:
+    """Activation against EMG per channel, each curve scaled to its own peak."""
+    fig, axes = _grid(len(comparison.emg), 5, (2.8, 2.2))
+    for ax, (channel, c) in zip(axes, comparison.emg.items()):
+        cycle = np.linspace(0, 100, c.exp_mean.shape[0])
+        exp_peak = max(float(np.max(np.abs(c.exp_mean))), 1e-12)
+        sim_peak = max(float(np.max(np.abs(c.sim_mean))), 1e-12)
+        if c.exp_sd is not None:
+            ax.fill_between(
+                cycle,
+                (c.exp_mean - c.exp_sd) / exp_peak,
+                (c.exp_mean + c.exp_sd) / exp_peak,
+                color=EXP_COLOR,
+                alpha=0.2,
+                lw=0,
+                label="EMG ±1 SD",
+            )
+        ax.plot(cycle, c.exp_mean / exp_peak, color=EXP_COLOR, ls="--", label="EMG")
+        ax.plot(cycle, c.sim_mean / sim_peak, color=SIM_COLOR, label="activation")
+        ax.set_xlim(0, 100)
+        ax.set_title(f"{channel}  r={c.pearson_r:.2f}", fontsize=8)
+        ax.set_xlabel("gait cycle (%)", fontsize=7)
+        ax.tick_params(labelsize=6)
+    fig.suptitle(f"{title} (each curve / its peak)", fontsize=10)
+    return _save(fig, axes, path)
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:.{digits}g}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _gait_section(clip: str, comparison: GaitComparison, images: dict[str, str]) -> str:
+    s = comparison.summary()
+    foot = "right" if comparison.side == "r" else "left"
+    means = [_fmt(s[group]["mean_r"], 2) for group in ("angles_rad", "grf_body_weight", "activation_vs_emg")]
+    text = [
+        f"### {clip}\n",
+        f"{s['sim_strides']} simulated and {s['exp_strides']} experimental {foot} stride(s). Mean r: joint angles "
+        f"{means[0]}, GRF {means[1]}, activation vs EMG {means[2]}.\n",
+    ]
+    rows = [
+        [j, _fmt(comparison.angles[j].pearson_r, 3), _fmt(math.degrees(comparison.angles[j].rmse), 3)]
+        for j in _ordered_joints(comparison)
+    ]
+    rows += [[f"GRF {k}", _fmt(c.pearson_r, 3), f"{_fmt(c.rmse, 3)} BW"] for k, c in comparison.grf.items()]
+    rows += [[f"EMG {k}", _fmt(c.pearson_r, 3), "–"] for k, c in comparison.emg.items()]
+    text.append(_table(["quantity", "r", "RMSE (deg)"], rows))
+    text += [f"![{kind}]({name})\n" for kind, name in images.items()]
+    text += [f"- {note}" for note in comparison.notes]
+    return "\n".join(text)
+
+
+def write_report(
+    directory: str | Path,
+    metrics: EvaluationMetrics,
+    *,
+    title: str,
+    context: dict[str, str],
+    gait: dict[str, GaitComparison] | None = None,
+    gait_skipped: dict[str, str] | None = None,
+    notes: Sequence[str] = (),
+) -> Path:
+    """Write every plot and ``report.md`` into ``directory``; returns the report's path.
+
+    ``context`` lists facts shown first (checkpoint, body, termination, ...); ``gait`` holds the
+    comparison of each clip validated against experimental data, ``gait_skipped`` why other
+    clips were not.
+    """
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    md = [f"# {title}\n", "".join(f"- {k}: {v}\n" for k, v in context.items())]
+    overall = metrics.overall
+    md.append("## Tracking (every clip from its first frame)\n")
+    md.append(
+        _table(
+            ["episodes", "early termination", "frame coverage", "mean return", "mean length", *ERROR_LABELS.values()],
+            [
+                [
+                    _fmt(overall["episodes"]),
+                    f"{overall['early_termination_rate']:.1%}",
+                    f"{overall['frame_coverage']:.1%}",
+                    _fmt(overall["mean_return"], 4),
+                    _fmt(overall["mean_length"], 4),
+                    *(_fmt(overall[k]) for k in ERROR_LABELS),
+                ]
+            ],
+        )
+    )
+    md.append(
+        _table(
+            ["clip", "frames", "steps", "terminated", "coverage", "return", *SHORT_LABELS.values()],
+            [
+                [
+                    name,
+                    _fmt(m["clip_frames"], 6),
+                    _fmt(m["length"], 6),
+                    "yes" if m["terminated"] else "no",
+                    f"{m['coverage']:.1%}",
+                    _fmt(m["return"], 4),
+                    *(_fmt(m[k]) for k in ERROR_LABELS),
+                ]
+                for name, m in metrics.per_clip.items()
+            ],
+        )
+    )
+    md.append(f"![per-clip errors]({plot_errors(metrics, out / 'errors.png').name})\n")
+
+    if gait or gait_skipped:
+        md.append("## Gait cycle against experimental data\n")
+    for clip, comparison in (gait or {}).items():
+        stem = _slug(clip)
+        images = {"joint angles": plot_angles(comparison, out / f"{stem}_angles.png", f"{clip}: joint angles").name}
+        if comparison.grf:
+            images["ground reaction forces"] = plot_grf(comparison, out / f"{stem}_grf.png", f"{clip}: GRF").name
+        if comparison.emg:
+            images["activation vs EMG"] = plot_emg(
+                comparison, out / f"{stem}_emg.png", f"{clip}: activation vs EMG"
+            ).name
+        md.append(_gait_section(clip, comparison, images))
+    if gait_skipped:
+        md.append("Clips not compared:\n\n" + "".join(f"- {clip}: {reason}\n" for clip, reason in gait_skipped.items()))
+    if notes:
+        md.append("## Notes\n" + "".join(f"- {n}\n" for n in notes))
+    path = out / "report.md"
+    path.write_text("\n".join(md))
+    return path
