@@ -128,14 +128,14 @@ class _Frames:
 def _play(setup, max_steps: int | None) -> _Frames:
     import torch
 
-    from mmimic.eval.rollout import reference_frames, start_from_first_frame
+    from mmimic.eval.rollout import reference_frames
 
     env, library = setup.env, setup.library
     length = int(library.clip_length[0])
     steps = length - 1 if max_steps is None else min(max_steps, length - 1)
     reference = reference_frames(library, torch.zeros(1), steps + 1, env.root_qpos_adr)["ref_qpos"][0]
     frames = _Frames()
-    obs = start_from_first_frame(env, library, torch.zeros(1, dtype=torch.int64))
+    obs = env.start_at(torch.zeros(1, dtype=torch.int64))
     frames.qpos.append(env.sim.qpos[0].cpu().numpy().copy())
     frames.act.append(env.sim.act[0].cpu().numpy().copy())
     for k in range(1, steps + 1):

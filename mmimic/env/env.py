@@ -107,6 +107,36 @@ class ImitationEnv:
             self._run("reset", lambda: self._reset_worlds(self._all))
         return self.obs
 
+    def start_at(self, clip_ids: torch.Tensor, start_steps: torch.Tensor | None = None) -> torch.Tensor:
+        """Start a new episode in every world at frame `start_steps` (default 0) of clip `clip_ids`.
+
+        As a reference-state reset (root x-y re-centred, zero activation) but with the clip and
+        frame chosen, e.g. to evaluate every clip from its first frame. Returns the observation buffer.
+        """
+        n = self.num_envs
+        ids = torch.as_tensor(clip_ids, device=self.torch_device, dtype=torch.int64)
+        steps = torch.zeros(n, dtype=torch.int64, device=self.torch_device) if start_steps is None else \
+            torch.as_tensor(start_steps, device=self.torch_device, dtype=torch.int64)
+        lengths = wp.to_torch(self.reference.clip_length).to(torch.int64)
+        if ids.shape != (n,) or steps.shape != (n,):
+            raise ValueError(f"clip_ids and start_steps must have shape ({n},), got {tuple(ids.shape)} and {tuple(steps.shape)}")
+        if bool(((ids < 0) | (ids >= lengths.numel())).any()) or bool(((steps < 0) | (steps >= lengths[ids.clamp(0, lengths.numel() - 1)])).any()):
+            raise ValueError("clip_ids must name clips of the motion library and start_steps frames within them")
+        self.reset()  # fresh episode bookkeeping in every world
+        frames = wp.to_torch(self.reference.clip_start).to(torch.int64)[ids] + steps
+        qpos = wp.to_torch(self.reference.qpos)[frames].clone()
+        qvel = wp.to_torch(self.reference.qvel)[frames].clone()
+        self.clip.copy_(ids.to(self.clip.dtype))
+        self.clip_step.copy_(steps.to(self.clip_step.dtype))
+        root = self.root_qpos_adr
+        if root >= 0:
+            self.root_offset.copy_(qpos[:, root : root + 2])
+            qpos[:, root : root + 2] = 0.0
+        with wp.ScopedDevice(self.device), self._scope():
+            self.sim.reset(torch.ones(n, dtype=torch.bool, device=self.torch_device), qpos, qvel)
+            self._observe(self._all, advance=0)
+        return self.obs
+
     def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         """Apply `actions` (N x num_actions, float32, on the device) for one control step.
 

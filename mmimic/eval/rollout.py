@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import warp as wp
 
 from mmimic.checkpoint import check_compatible, load_checkpoint, load_policy
 from mmimic.embodiment import Embodiment, load_embodiment
@@ -40,7 +39,6 @@ __all__ = [
     "export_npz",
     "prepare",
     "reference_frames",
-    "start_from_first_frame",
 ]
 
 MUSCLE_CHANNELS = ("ctrl", "act", "actuator_force")
@@ -118,31 +116,6 @@ class EvaluationResult:
     trajectories: Trajectories
 
 
-def start_from_first_frame(env: ImitationEnv, library: MotionLibrary, clip_ids: torch.Tensor) -> torch.Tensor:
-    """Put world i at frame 0 of clip ``clip_ids[i]`` (root x-y re-centred, zero activation) with a
-    fresh episode, and return the observation buffer.
-
-    ImitationEnv samples start frames at random and has no public option for this, so this sets its
-    clip pointers (the public ``clip`` / ``clip_step`` / ``root_offset`` views) and the simulator
-    state, then recomputes the observation with the environment's own observe phase.
-    """
-    env.reset()  # fresh episode bookkeeping everywhere
-    ids = clip_ids.to(env.torch_device, torch.int64)
-    first = library.clip_start[ids]
-    qpos = library.qpos[first].clone()
-    qvel = library.qvel[first].clone()
-    root = env.root_qpos_adr
-    env.clip.copy_(ids.to(env.clip.dtype))
-    env.clip_step.zero_()
-    if root >= 0:
-        env.root_offset.copy_(qpos[:, root : root + 2])
-        qpos[:, root : root + 2] = 0.0
-    env.sim.reset(torch.ones(env.num_envs, dtype=torch.bool, device=env.torch_device), qpos, qvel)
-    with wp.ScopedDevice(env.device), env._scope():
-        env._observe(env._all, advance=0)
-    return env.obs
-
-
 class _Recorder:
     """Host buffers (T + 1, N, ...) filled by asynchronous copies, one instant at a time."""
 
@@ -189,7 +162,7 @@ def _run_chunk(
         current["site_pos"].copy_(sim.site_xpos[:, site_ids])
         current["touch"].copy_(sim.sensordata[:, touch])
 
-    obs = start_from_first_frame(env, library, ids)
+    obs = env.start_at(ids)
     refresh()
     recorder.record(0)
     with torch.no_grad():
