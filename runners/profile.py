@@ -44,6 +44,7 @@ from mmimic.bench import (  # noqa: E402
 )
 from mmimic.simulator import resolve_device  # noqa: E402
 from mmimic.train.config import PRESETS, preset_for, resolve_config  # noqa: E402
+from mmimic.train.trainer import limit_cpu_threads  # noqa: E402
 
 
 def env_counts(text: str) -> list[int]:
@@ -86,6 +87,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def measure(embodiment: mmimic.Embodiment, count: int, args: argparse.Namespace) -> dict:
     """One row: physics, environment and training throughput and peak memory for `count` worlds, or why it was skipped."""
     device = args.device
+    limit_cpu_threads(torch.device(device))
     preset = args.preset or preset_for(embodiment.name, device.startswith("cuda"))
     config = resolve_config(embodiment.name, preset, overrides=[f"run.num_envs={count}"])
     batch = count * config.run.num_steps

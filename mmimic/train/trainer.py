@@ -83,6 +83,17 @@ class EpisodeStats:
         return result
 
 
+def limit_cpu_threads(device: torch.device) -> None:
+    """One torch thread on a CPU device unless OMP_NUM_THREADS says otherwise.
+
+    Warp runs its CPU kernels on the calling thread; torch's idle OpenMP workers spin between
+    calls and take the cores from it. Measured on the 2-core machine (bimanual, 8 worlds, cpu
+    preset): 165 training steps/s with one thread against 29 with two (docs/benchmarks.md).
+    """
+    if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)
+
+
 def distributed_rank() -> tuple[int, int]:
     """(rank, world size), initialising torch.distributed when launched by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -115,6 +126,7 @@ class Trainer:
         local_rank = int(os.environ.get("LOCAL_RANK", "0")) if self.world_size > 1 else 0
         self.device = torch.device("cuda", int(device.split(":")[1]) if ":" in device else local_rank) \
             if device.startswith("cuda") else torch.device("cpu")
+        limit_cpu_threads(self.device)
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.set_float32_matmul_precision("high")
