@@ -13,6 +13,7 @@ from mmimic.embodiment import Embodiment, EmbodimentError, available_embodiments
 from mmimic.env import EnvConfig, ImitationEnv, RewardError, apply_reward_args, rewards
 from mmimic.motion import MotionClip, MotionError, MotionFrame, MotionLibrary, read_clip, write_clip
 from mmimic.muscles import FatigueMuscle, MujocoMuscle, MuscleModel, register_muscle_model
+from mmimic.retarget import RetargetError, Retargeter
 from mmimic.simulator import ContactOverflowError, Simulator
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "MotionLibrary",
     "MujocoMuscle",
     "MuscleModel",
+    "RetargetError",
+    "Retargeter",
     "RewardError",
     "Simulator",
     "apply_reward_args",

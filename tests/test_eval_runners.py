@@ -34,6 +34,7 @@ def bimanual_checkpoint(tmp_path_factory) -> Path:
     """Two PPO iterations of two bimanual worlds with tiny networks."""
     out = tmp_path_factory.mktemp("train") / "run"
     options = "--embodiment bimanual --preset cpu --num-envs 2 --iterations 2 --device cpu".split()
+    options += ["--motions", str(REPO / "motions" / "bimanual" / "opensim_walk.npz")]
     tiny = ["--set", "network.actor_hidden=[32]", "--set", "network.critic_hidden=[32]"]
     assert runner("train").main([*options, *tiny, "--out", str(out)]) == 0
     (checkpoint,) = sorted((out / "checkpoints").glob("checkpoint_*.pt"))
@@ -98,7 +99,8 @@ def test_eval_fullbody_reports_a_strideless_rollout(fullbody, tmp_path: Path) ->
         model_hash=fullbody.model_hash,
     )
     out_json = tmp_path / "eval.json"
-    args = ["--checkpoint", str(checkpoint), "--motions", str(REPO / "motions" / "fullbody"), "--device", "cpu"]
+    walk = REPO / "motions" / "fullbody" / "opensim_walk.npz"
+    args = ["--checkpoint", str(checkpoint), "--motions", str(walk), "--device", "cpu"]
     assert runner("eval").main([*args, "--json", str(out_json), "--report", str(tmp_path / "r")]) == 0
     result = json.loads(out_json.read_text())
     assert result["metrics"]["overall"]["early_termination_rate"] == 1.0

@@ -1,0 +1,130 @@
+"""Retarget human motion capture onto a muscle body: clips in the motion format plus report.json.
+
+    python runners/retarget.py walk.npz run.npz --embodiment fullbody --out motions/mine
+    python runners/retarget.py clip.bvh --embodiment bimanual --out arms/ --name-map skeleton.toml --scale 0.01
+    python runners/retarget.py amass/*.npz --embodiment fullbody --out out/ --smpl-model ~/smpl_models
+
+Sources by type or --format: AMASS .npz (SMPL-H/SMPL-X; --smpl-model DIR for the user's own body
+model files, else a template skeleton), BVH (CMU names built in, else --name-map), OpenSim
+coordinates (.mot/.sto), AMP humanoid .npz. Bimanual clips are the arm joints of the full-body
+retarget. Every source is read and checked before anything is written; clips failing a
+quality threshold are reported and kept out of --out unless --keep-failing. Exit status: 0 when
+every clip passed (or --keep-failing), 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# runners/profile.py shadows the standard library's `profile`, which warp imports (through
+# cProfile): drop the script's own directory from the import path before warp loads.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+import argparse  # noqa: E402
+from dataclasses import asdict  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+
+from rich.console import Console  # noqa: E402
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: E402
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sources", nargs="+", type=Path, help="motion files (AMASS/AMP .npz, .bvh, .mot/.sto)")
+    parser.add_argument("--embodiment", choices=("fullbody", "bimanual"), required=True, help="the body of the clips")
+    parser.add_argument("--out", type=Path, required=True, help="directory for the clips and report.json")
+    parser.add_argument("--format", choices=("amass", "bvh", "opensim", "amp"), default=None,
+                        help="source format (default: by file type)")
+    parser.add_argument("--smpl-model", type=Path, default=None, help="directory of your SMPL-H/SMPL-X model files")
+    parser.add_argument("--name-map", type=Path, default=None, help="BVH joint-name map (TOML)")
+    parser.add_argument("--scale", type=float, default=None, help="BVH metres per file unit (CMU: 0.056444)")
+    parser.add_argument("--keep-failing", action="store_true", help="write clips that fail a quality threshold too")
+    parser.add_argument("--license", default="", help="license text stored in every clip")
+    args = parser.parse_args(argv)
+    if args.scale is not None and not args.scale > 0:
+        parser.error(f"--scale must be positive, got {args.scale}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    console = Console(stderr=True, soft_wrap=True)
+    from mmimic.embodiment import load_embodiment
+    from mmimic.motion import write_clip
+    from mmimic.retarget import ReadOptions, Retargeter, RetargetError, derive, read_name_map
+    from mmimic.retarget.readers import read_keypoint_source, source_format
+    from mmimic.retarget.report import clip_entry, overall, write_json
+
+    try:
+        problems = []
+        names = {}
+        for path in args.sources:
+            if path.stem in names:
+                problems.append(f"{path}: its clip name {path.stem!r} is also that of {names[path.stem]}")
+            names[path.stem] = path
+        if args.smpl_model is not None and not args.smpl_model.is_dir():
+            raise RetargetError(args.smpl_model, "the --smpl-model directory does not exist")
+        options = ReadOptions(read_name_map(args.name_map) if args.name_map else None, args.scale, args.smpl_model)
+        fullbody = load_embodiment("fullbody")
+        target = load_embodiment("bimanual") if args.embodiment == "bimanual" else None
+        retargeter = Retargeter(fullbody)
+    except (RetargetError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 1
+
+    sources = []
+    for path in args.sources:
+        started = time.perf_counter()
+        try:
+            fmt = source_format(path, args.format)
+            motion = (retargeter.read_coordinates(path) if fmt == "opensim"
+                      else read_keypoint_source(path, fmt, options, retargeter.geometry))
+            sources.append((path, motion, time.perf_counter() - started))
+        except RetargetError as exc:
+            problems.append(str(exc))
+    if problems:
+        for problem in problems:
+            console.print(f"[red]error:[/red] {problem}", highlight=False)
+        console.print(f"nothing written: {len(problems)} problem(s) in the sources")
+        return 1
+
+    entries = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("retargeting", total=sum(retargeter.output_frames(m) for _, m, _ in sources))
+        for path, motion, read_seconds in sources:
+            bar.update(task, description=f"retargeting {path.name}")
+            result = retargeter.run(motion, lambda n: bar.advance(task, n), read_seconds)
+            derived = None
+            if target is not None:
+                arms = derive(result, target, retargeter.thresholds)
+                derived = {"embodiment": target.name, "metrics": arms.metrics, "failures": arms.failures}
+                result.clip = arms.clip
+            result.clip.license = args.license
+            passed = result.passed and not (derived and derived["failures"])
+            written = None
+            if passed or args.keep_failing:
+                written = args.out / f"{path.stem}.npz"
+                write_clip(written, result.clip)
+            entries.append(clip_entry(path.stem, path, result, written, derived))
+            verdict = "[green]passed[/green]" if passed else f"[red]failed[/red] ({'; '.join(result.failures + (derived or {}).get('failures', []))})"
+            console.print(f"{path.name}: {verdict}, {'written to ' + str(written) if written else 'not written'}", highlight=False)
+    report = {
+        "embodiment": args.embodiment,
+        "fps": retargeter.fps,
+        "thresholds": asdict(retargeter.thresholds),
+        "clips": entries,
+        "overall": overall(entries),
+    }
+    write_json(args.out / "report.json", report)
+    summary = report["overall"]
+    console.print(f"{summary['passed']}/{summary['clips']} clip(s) passed, {summary['written']} written to {args.out}; "
+                  f"{summary['frames']} frames at {summary['fps']:.0f} frames/s", highlight=False)
+    return 0 if summary["passed"] == summary["clips"] or args.keep_failing else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
