@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import mujoco
@@ -41,19 +42,25 @@ def peak_memory_bytes(device: str) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _timed_steps(step: Callable[[torch.Tensor], object], inputs: torch.Tensor, warmup: int, device: str) -> Throughput:
+    """Run `step` on each row of `inputs`; time all but the first `warmup` (world control steps per second)."""
+    for k in range(warmup):
+        step(inputs[k])
+    synchronize(device)
+    start = time.perf_counter()
+    for k in range(warmup, inputs.shape[0]):
+        step(inputs[k])
+    synchronize(device)
+    elapsed = time.perf_counter() - start
+    steps = inputs.shape[0] - warmup
+    return Throughput(inputs.shape[1] * steps / elapsed, elapsed / steps, steps)
+
+
 def simulator_throughput(sim: Simulator, steps: int, warmup: int = 3, seed: int = 0) -> Throughput:
     """Physics-only control steps per second: captured substeps with random excitations held per step."""
     generator = torch.Generator(device=sim.torch_device).manual_seed(seed)
     excitations = torch.rand((warmup + steps, *sim.ctrl.shape), generator=generator, device=sim.torch_device)
-    for k in range(warmup):
-        sim.step(excitations[k])
-    synchronize(sim.device)
-    start = time.perf_counter()
-    for k in range(warmup, warmup + steps):
-        sim.step(excitations[k])
-    synchronize(sim.device)
-    elapsed = time.perf_counter() - start
-    return Throughput(sim.num_envs * steps / elapsed, elapsed / steps, steps)
+    return _timed_steps(sim.step, excitations, warmup, sim.device)
 
 
 def mujoco_c_throughput(embodiment: Embodiment, steps: int, seed: int = 0) -> Throughput:
@@ -77,15 +84,7 @@ def env_throughput(env: ImitationEnv, steps: int, warmup: int = 3, seed: int = 0
     generator = torch.Generator(device=env.torch_device).manual_seed(seed)
     actions = torch.rand((warmup + steps, env.num_envs, env.num_actions), generator=generator, device=env.torch_device)
     env.reset()
-    for k in range(warmup):
-        env.step(actions[k])
-    synchronize(env.device)
-    start = time.perf_counter()
-    for k in range(warmup, warmup + steps):
-        env.step(actions[k])
-    synchronize(env.device)
-    elapsed = time.perf_counter() - start
-    return Throughput(env.num_envs * steps / elapsed, elapsed / steps, steps)
+    return _timed_steps(env.step, actions, warmup, env.device)
 
 
 @dataclass
