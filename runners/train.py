@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import tomllib  # noqa: E402
 from datetime import datetime  # noqa: E402
 
@@ -81,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                 config.run.iterations = config.ppo.num_updates = args.iterations
         else:
             preset = args.preset or preset_for(args.embodiment, device.startswith("cuda"))
-            config = resolve_config(args.embodiment, preset, args.config, _cli_overrides(args))
+            world_size = int(os.environ.get("WORLD_SIZE", "1"))  # under torchrun --timesteps counts every rank
+            config = resolve_config(args.embodiment, preset, args.config, _cli_overrides(args), world_size)
             config.reward_modules = [str(p.resolve()) for p in args.reward_module]
             weights = apply_reward_args(config.reward_modules, args.reward)
             config.env["reward_weights"] = {**config.env.get("reward_weights", {}), **weights}
@@ -100,12 +102,19 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, EmbodimentError, CheckpointError, FileNotFoundError, ValueError, tomllib.TOMLDecodeError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.toml").write_text(_to_toml(config.to_dict()))
-    console.print(f"run directory {run_dir} ({config.embodiment}, preset {config.preset}, {config.run.num_envs} "
-                  f"worlds on {device}); TensorBoard: tensorboard --logdir {run_dir}")
+    if trainer.is_main:  # under torchrun rank 0 alone writes the run directory
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.toml").write_text(_to_toml(config.to_dict()))
+        ranks = f" per rank, {trainer.world_size} ranks" if trainer.world_size > 1 else ""
+        console.print(f"run directory {run_dir} ({config.embodiment}, preset {config.preset}, {config.run.num_envs} "
+                      f"worlds{ranks} on {device}); TensorBoard: tensorboard --logdir {run_dir}")
     saved = trainer.train()
-    console.print(f"\ndone at iteration {trainer.iteration}; last checkpoint {saved}")
+    if trainer.is_main:
+        console.print(f"\ndone at iteration {trainer.iteration}; last checkpoint {saved}")
+    if trainer.world_size > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
     return 0
 
 

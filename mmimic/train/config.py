@@ -132,9 +132,11 @@ def preset_for(embodiment: str, on_gpu: bool) -> str:
 
 
 def resolve_config(
-    embodiment: str, preset: str, toml_path: Path | None = None, overrides: list[str] | None = None
+    embodiment: str, preset: str, toml_path: Path | None = None, overrides: list[str] | None = None,
+    world_size: int = 1,
 ) -> TrainConfig:
-    """Preset, then the TOML file, then `section.key=value` overrides."""
+    """Preset, then the TOML file, then `section.key=value` overrides. `run.timesteps` counts the steps
+    of all `world_size` ranks (`run.num_envs` is per rank)."""
     if preset not in PRESETS:
         raise ConfigError(f"--preset {preset!r} is not one of {', '.join(PRESETS)}")
     config = PRESETS[preset](embodiment)
@@ -157,7 +159,8 @@ def resolve_config(
             value = raw  # a bare word is a string
         _set(config, key.strip().split("."), value, f"--set {item}")
     if config.run.timesteps > 0:
-        config.run.iterations = max(1, math.ceil(config.run.timesteps / (config.run.num_envs * config.run.num_steps)))
+        per_iteration = config.run.num_envs * config.run.num_steps * world_size
+        config.run.iterations = max(1, math.ceil(config.run.timesteps / per_iteration))
     config.ppo.num_updates = config.run.iterations
     return config
 

@@ -39,7 +39,8 @@ class RunLogger:
             self.jsonl = (run_dir / "metrics.jsonl").open("a")
 
     def __enter__(self) -> RunLogger:
-        if self.enabled:
+        # A live table on a terminal; one line per iteration when the output goes to a file or pipe.
+        if self.enabled and self.console.is_terminal:
             self.live = Live(Table(), console=self.console, refresh_per_second=2, transient=False)
             self.live.__enter__()
         return self
@@ -64,6 +65,10 @@ class RunLogger:
         self.jsonl.flush()
         if self.live is not None:
             self.live.update(self._table(iteration, env_steps, metrics))
+        else:
+            shown = [f"{label} {fmt.format(metrics[key])}" for label, key, fmt in CONSOLE_KEYS
+                     if metrics.get(key) is not None and math.isfinite(metrics[key])]
+            self.console.print(f"iteration {iteration + 1}/{self.total}  " + "  ".join(shown), soft_wrap=True)
 
     def _table(self, iteration: int, env_steps: int, metrics: dict[str, float]) -> Table:
         done = iteration - (self.first_iteration or 0) + 1

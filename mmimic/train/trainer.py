@@ -240,9 +240,12 @@ class Trainer:
     def _rollout(self, obs: torch.Tensor, stats: EpisodeStats) -> torch.Tensor:
         for _ in range(self.config.run.num_steps):
             action, log_prob, value, _ = self.actor_critic.act(obs, update_normalizer=True)
+            # `obs` is a view of the environment's observation buffer, which step() overwrites with the
+            # next observation: keep the one the action was taken from.
+            taken_from = obs.clone()
             next_obs, reward, done, info = self.env.step(action)
             scaled = self.reward_normalizer(reward, done) if self.config.run.normalize_reward else reward
-            self.storage.add(obs, action, log_prob, value, scaled, done, info["terminated"])
+            self.storage.add(taken_from, action, log_prob, value, scaled, done, info["terminated"])
             stats.record_step(reward, done, info)
             obs = next_obs
         return obs
