@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -110,3 +112,40 @@ def test_torchrun_runner_writes_one_run_directory(tmp_path: Path) -> None:
     assert checkpoint["env_steps"] == WORLD * 3 * 4 * ITERATIONS
     assert result.stdout.count("run directory") == 1  # printed by rank 0 only
     assert "destroy_process_group" not in result.stderr  # no warning about a process group left open
+
+
+def _rank_until_stopped(rank: int, port: int, tmp: str) -> None:
+    """One rank of a long run that a Ctrl-C (SIGINT to one rank only) stops."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(WORLD))
+    import torch.distributed as dist
+
+    from mmimic.train.config import resolve_config
+    from mmimic.train.trainer import Trainer
+
+    overrides = [o for o in TINY if not o.startswith(("run.iterations=", "run.validation_interval="))]
+    config = resolve_config("bimanual", "cpu", overrides=[*overrides, "run.iterations=100000",
+                                                          "run.validation_interval=100000"])
+    trainer = Trainer(config, Path(tmp) / "run", "cpu")
+    saved = trainer.train()
+    (Path(tmp) / f"stopped{rank}.json").write_text(json.dumps({"iteration": trainer.iteration, "saved": str(saved)}))
+    dist.destroy_process_group()
+
+
+def test_ctrl_c_on_one_rank_stops_every_rank_at_the_same_iteration(tmp_path: Path) -> None:
+    """Under torchrun a Ctrl-C may reach any rank first: all ranks agree to stop after the same
+    iteration (no rank left waiting in a collective), and rank 0 saves that iteration."""
+    context = mp.spawn(_rank_until_stopped, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=False)
+    metrics = tmp_path / "run/metrics.jsonl"
+    deadline = time.time() + 120
+    while (not metrics.is_file() or len(metrics.read_text().splitlines()) < 2) and time.time() < deadline:
+        time.sleep(0.2)
+    os.kill(context.processes[1].pid, signal.SIGINT)  # rank 1 only
+    deadline = time.time() + 120
+    while not context.join(timeout=1):
+        assert time.time() < deadline, "the ranks did not stop"
+    stopped = [json.loads((tmp_path / f"stopped{r}.json").read_text()) for r in range(WORLD)]
+    assert stopped[0]["iteration"] == stopped[1]["iteration"] >= 2
+    iteration = stopped[0]["iteration"]
+    assert stopped[0]["saved"].endswith(f"checkpoint_{iteration:06d}.pt") and stopped[1]["saved"] == "None"
+    assert load_checkpoint(stopped[0]["saved"])["iteration"] == iteration
