@@ -138,8 +138,9 @@ def training_throughput(env: ImitationEnv, config: TrainConfig, iterations: int,
         started = time.perf_counter()
         for _ in range(run.num_steps):
             action, log_prob, value, _ = timed("policy", lambda: actor_critic.act(obs, update_normalizer=True))
+            taken_from = obs.clone()  # env.step overwrites the observation buffer, as in the trainer's rollout
             next_obs, reward, done, info = timed("env", lambda: env.step(action))
-            storage.add(obs, action, log_prob, value, reward, done, info["terminated"])
+            storage.add(taken_from, action, log_prob, value, reward, done, info["terminated"])
             obs = next_obs
         timed("update", lambda: (ppo.compute_returns(storage, obs), ppo.update(storage, iteration)))
         storage.clear()
