@@ -79,12 +79,25 @@ def mujoco_c_throughput(embodiment: Embodiment, steps: int, seed: int = 0) -> Th
     return Throughput(steps / elapsed, elapsed / steps, steps)
 
 
-def env_throughput(env: ImitationEnv, steps: int, warmup: int = 3, seed: int = 0) -> Throughput:
+@dataclass
+class EnvThroughput(Throughput):
+    """An environment measurement, with the mean number of worlds reset per control step (warmup included)."""
+
+    resets_per_step: float
+
+
+def env_throughput(env: ImitationEnv, steps: int, warmup: int = 3, seed: int = 0) -> EnvThroughput:
     """Environment control steps per second: physics plus mmimic's observation, reward, termination and reset kernels."""
     generator = torch.Generator(device=env.torch_device).manual_seed(seed)
     actions = torch.rand((warmup + steps, env.num_envs, env.num_actions), generator=generator, device=env.torch_device)
     env.reset()
-    return _timed_steps(env.step, actions, warmup, env.device)
+    resets = torch.zeros((), dtype=torch.int64, device=env.torch_device)
+
+    def step(action: torch.Tensor) -> None:
+        resets.add_(env.step(action)[2].sum())  # stays on the device: no synchronisation per step
+
+    timed = _timed_steps(step, actions, warmup, env.device)
+    return EnvThroughput(timed.steps_per_second, timed.seconds_per_step, timed.steps, float(resets) / (warmup + steps))
 
 
 @dataclass

@@ -112,7 +112,7 @@ class Simulator:
             self._graph = None
             if capture:
                 with wp.ScopedCapture() as graph_capture:
-                    self._control_step()
+                    self.launch_control_step()
                 self._graph = graph_capture.graph
         self._make_views()
         self._warned_overflow = False
@@ -137,7 +137,12 @@ class Simulator:
         """The muscle model's own state (e.g. fatigue compartments) as torch views."""
         return self.muscle_model.state()
 
-    def _control_step(self) -> None:
+    def launch_control_step(self) -> None:
+        """Launch the kernels of one control step on the current device and stream, without checks.
+
+        `step` replays them as the simulator's graph; a caller capturing a larger graph (the
+        environment's single graph per control step) records them inside its own capture.
+        """
         for _ in range(self.substeps):
             mjw.step(self.model, self.data)
             self.muscle_model.advance(self.model, self.data)
@@ -161,7 +166,7 @@ class Simulator:
             if self._graph is not None:
                 wp.capture_launch(self._graph)
             else:
-                self._control_step()
+                self.launch_control_step()
         self._steps_since_check += 1
         if self.overflow_check_interval and self._steps_since_check >= self.overflow_check_interval:
             self.overflow_report()

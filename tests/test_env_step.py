@@ -130,7 +130,7 @@ def test_captured_and_eager_steps_are_identical(bimanual) -> None:
     lib = StandInMotions(bimanual, [60, 80], seed=23)
     captured = mmimic.ImitationEnv(bimanual, lib, 3, "cpu", mmimic.EnvConfig(seed=24))
     eager = mmimic.ImitationEnv(bimanual, lib, 3, "cpu", mmimic.EnvConfig(seed=24, capture=False))
-    assert captured.captured == ["evaluate", "intake", "reset"] and eager.captured == []
+    assert captured.captured == ["reset", "step"] and eager.captured == []
     generator = torch.Generator().manual_seed(25)
     for step in range(5):
         actions = torch.rand(3, captured.num_actions, generator=generator)
@@ -162,3 +162,15 @@ def test_configuration(fullbody, bimanual) -> None:
         lib = StandInMotions(bimanual, [10], seed=26)
         lib.fps = 30
         mmimic.ImitationEnv(bimanual, lib, 1, "cpu")
+
+
+def test_motion_paths_load_a_library(bimanual) -> None:
+    """A clip path is read into a MotionLibrary on the environment's device: its first frame is the reference."""
+    from pathlib import Path
+
+    clip = Path(__file__).resolve().parent.parent / "motions/bimanual/opensim_walk.npz"
+    env = mmimic.ImitationEnv(bimanual, clip, 2, "cpu")
+    library = mmimic.MotionLibrary(bimanual, [clip], "cpu")
+    assert env.reference.qpos.shape[0] == library.num_frames
+    env.start_at(torch.zeros(2, dtype=torch.int64))
+    assert torch.equal(env.sim.qpos, library.qpos[:1].expand(2, -1))

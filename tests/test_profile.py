@@ -32,6 +32,7 @@ def test_profile_writes_json_and_plot(tmp_path: Path) -> None:
         for field in ("physics_steps_per_s", "physics_ms_per_step", "env_steps_per_s", "env_ms_per_step",
                       "env_over_physics", "train_steps_per_s", "train_over_physics", "peak_memory_mb"):
             assert row[field] > 0
+        assert row["env_resets_per_step"] >= 0
         assert set(row["breakdown_ms_per_iteration"]) == {"physics", "kernels", "policy", "update", "other"}
         assert row["preset"] == "cpu"
     assert result["mujoco_c_single_thread"]["steps_per_s"] > 0

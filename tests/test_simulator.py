@@ -94,6 +94,33 @@ def test_reset_touches_only_selected_worlds(bimanual: mmimic.Embodiment) -> None
     assert torch.equal(sim.qpos[keep], reference.qpos[keep]) and torch.equal(sim.act[keep], reference.act[keep])
 
 
+def test_reset_worlds_match_mujoco_c_forward(fullbody: mmimic.Embodiment) -> None:
+    """Poses, muscle lengths and forces and the touch sensors of reset worlds equal mj_forward at the new state."""
+    reset_worlds = [1, 3]
+    sim = mmimic.Simulator(fullbody, 5, "cpu")
+    excitation = torch.rand(5, fullbody.num_muscles, generator=torch.Generator().manual_seed(1))
+    for _ in range(3):
+        sim.step(excitation)
+    mask = torch.zeros(5, dtype=torch.bool)
+    mask[reset_worlds] = True
+    qpos = sim.qpos.clone()
+    qpos[:, 2] -= 0.003  # 3 mm lower than the stepped pose: a foot presses on the floor (touch sensor > 0)
+    qvel = torch.randn(sim.qvel.shape, generator=torch.Generator().manual_seed(2)) * 0.1
+    sim.reset(mask, qpos, qvel)
+    m = fullbody.mj_model
+    d = mujoco.MjData(m)
+    touch = 0.0
+    for w in reset_worlds:
+        d.qpos[:], d.qvel[:] = qpos[w].numpy(), qvel[w].numpy()
+        mujoco.mj_forward(m, d)
+        np.testing.assert_allclose(sim.site_xpos[w].numpy(), d.site_xpos, atol=2e-5)
+        np.testing.assert_allclose(sim.actuator_length[w].numpy(), d.actuator_length, atol=2e-5)
+        np.testing.assert_allclose(sim.actuator_force[w].numpy(), d.actuator_force, atol=1e-3 * np.abs(d.actuator_force).max())
+        touch = max(touch, float(d.sensordata[fullbody.touch_sensor_adr].max()))
+        np.testing.assert_allclose(sim.sensordata[w].numpy(), d.sensordata, atol=1e-2 * max(1.0, np.abs(d.sensordata).max()))
+    assert touch > 1.0  # a foot on the floor: the touch sensors were compared with contact forces
+
+
 def test_overflow_is_counted_and_raised(bimanual: mmimic.Embodiment) -> None:
     tight = dataclasses.replace(bimanual, physics=dataclasses.replace(bimanual.physics, njmax=30))
     sim = mmimic.Simulator(tight, 2, "cpu", overflow_limit=2, overflow_check_interval=0)

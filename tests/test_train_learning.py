@@ -88,8 +88,8 @@ def test_plot_example_draws_the_run(tiny_run: tuple[Trainer, Path], tmp_path: Pa
     matplotlib.use("Agg")
     trainer, _ = tiny_run
     (example,) = [block for block in doc_blocks("python") if "savefig" in block]
-    code, count = re.subn(r'run = "[^"]+"', f"run = {str(trainer.paths.root)!r}", example)
-    assert count == 1
+    code, count = re.subn(r'"runs/bimanual-demo(-frozen)?"', repr(str(trainer.paths.root)), example)
+    assert count == 2
     exec(compile(code, str(DOCS), "exec"), {})
     png = trainer.paths.root / "curve.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -111,39 +111,41 @@ def test_toml_example_equals_the_set_example(tmp_path: Path) -> None:
     assert from_set.network.actor_hidden == [512, 512] and from_set.env == {"site_deviation": 0.25}
 
 
-# The CPU demonstration of docs/benchmarks.md, shortened to 70 iterations (about 2 minutes on 2 cores).
+# The CPU demonstration of docs/benchmarks.md, shortened to 40 iterations (about 1 minute on 2 cores).
 DEMO = ["--embodiment", "bimanual", "--preset", "cpu", "--motions", str(REPO / "motions/bimanual/opensim_walk.npz"),
         "--num-envs", "32", "--set", "ppo.lr=2e-3", "--set", "ppo.num_minibatches=8", "--set", "ppo.gamma=0.9",
-        "--set", "ppo.lam=0.9"]
+        "--set", "ppo.lam=0.9", "--set", "env.site_deviation=0.25", "--iterations", "40"]
+
+
+def mean_of(rows: list[dict], key: str, start: int, stop: int) -> float:
+    return statistics.mean(r[key] for r in rows[start:stop])
 
 
 @pytest.mark.slow
-def test_cpu_demo_learns_to_track_the_shipped_clip_longer(tmp_path: Path) -> None:
-    """70 iterations of the bimanual CPU demonstration on the shipped clip (22 400 environment steps).
+def test_cpu_demo_raises_the_reward_per_step_over_learning_off(tmp_path: Path) -> None:
+    """40 iterations of the bimanual CPU demonstration (12 800 environment steps), with learning
+    and with `ppo.lr=0` (the initial networks, same seeds and actions noise, same observation
+    normaliser updates): the control run isolates what learning changes.
 
-    What a CPU learns in minutes is to stay inside the 5 cm termination bound longer. Measured
-    (mean of iterations 60-69 over mean of iterations 0-9): episode length x1.67 and episode
-    return x1.58 in this exact run (it is deterministic on one machine: the first 70 iterations
-    of the benchmark run), x2.2-3.0 and x2.0-2.7 with two other action-noise streams; the
-    thresholds 1.4 and 1.3 leave that margin. The critic's explained variance goes from about
-    0.1 to 0.81-0.93 (best 10-iteration mean). The mean reward per step of the training rollouts
-    goes *down* (3.38 in the first 3 iterations, 3.18 in the last 10 here, 3.02-3.09 with the
-    other streams) because longer episodes spend more steps far from their
-    reset state; tracking at a fixed episode age is what the validation rollouts measure
-    (docs/benchmarks.md), too noisy with 4 worlds to assert here.
+    The first iterations of both runs are alike (every episode starts at a reset, so the reward
+    per step starts high and falls as episodes grow longer over the first ~10 iterations). Over
+    iterations 20-39 the learning run's mean reward per step is 1.14 times the control run's
+    (2.65 against 2.33) and its site-position term 1.26 times (deterministic on one machine: the
+    first 40 iterations of the docs/benchmarks.md runs); the thresholds 1.07 and 1.1 leave margin
+    for another machine's arithmetic.
     """
-    out = tmp_path / "demo"
-    assert load_runner().main([*DEMO, "--iterations", "70", "--out", str(out)]) == 0
-    rows = records(out)
-    assert [r["iteration"] for r in rows] == list(range(70))
-    length = [r["episode/length"] for r in rows]
-    returns = [r["episode/return"] for r in rows]
-    assert None not in length and None not in returns
-    assert statistics.mean(length[-10:]) > 1.4 * statistics.mean(length[:10]), length
-    assert statistics.mean(returns[-10:]) > 1.3 * statistics.mean(returns[:10]), returns
-    explained = [r["ppo/explained_variance"] for r in rows]
-    assert statistics.mean(explained[:3]) < 0.2
-    assert max(statistics.mean(explained[i : i + 10]) for i in range(0, 70, 10)) > 0.6, explained
-    assert all(math.isfinite(r["reward/total"]) for r in rows)
-    assert sum(r["ppo/skipped"] for r in rows) == 0 and sum(r["errors/nan_actions"] for r in rows) == 0
-    assert load_checkpoint(out / "checkpoints/checkpoint_000070.pt")["iteration"] == 70
+    runs = {}
+    for name, extra in (("learning", []), ("off", ["--set", "ppo.lr=0.0"])):
+        out = tmp_path / name
+        assert load_runner().main([*DEMO, *extra, "--out", str(out)]) == 0
+        runs[name] = records(out)
+        assert [r["iteration"] for r in runs[name]] == list(range(40))
+        assert all(math.isfinite(r["reward/total"]) for r in runs[name])
+        assert sum(r["ppo/skipped"] for r in runs[name]) == 0 and sum(r["errors/nan_actions"] for r in runs[name]) == 0
+    learning, off = runs["learning"], runs["off"]
+    assert learning[0]["reward/total"] == off[0]["reward/total"]  # the same first rollout
+    assert mean_of(learning, "reward/total", 20, 40) > 1.07 * mean_of(off, "reward/total", 20, 40)
+    assert mean_of(learning, "reward/rpos", 20, 40) > 1.1 * mean_of(off, "reward/rpos", 20, 40)
+    explained = [r["ppo/explained_variance"] for r in learning]
+    assert statistics.mean(explained[:3]) < 0.1 and max(statistics.mean(explained[i : i + 10]) for i in range(0, 40, 10)) > 0.3
+    assert load_checkpoint(tmp_path / "learning/checkpoints/checkpoint_000040.pt")["iteration"] == 40

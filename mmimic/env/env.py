@@ -1,8 +1,8 @@
 """The batched motion-imitation environment (reference/musclemimic.md §1-3) on the simulator's device.
 
-One control step (§1.3), as three captured Warp graphs and no host synchronisation:
+One control step (§1.3) is one captured Warp graph, replayed without host synchronisation:
   1. intake: flag worlds with a non-finite action, zero their actions, ctrl = clip(action, -1, 1);
-  2. the simulator's graph: `substeps` physics steps with ctrl held;
+  2. physics: `substeps` physics steps with ctrl held (the simulator's kernels);
   3. evaluate: recompute derived quantities (`EnvConfig.derived`), advance the reference pointer
      (clamped at the clip's last frame), build observations, termination, every reward term and
      the total on the post-step state and post-step reference frame, bookkeeping, then, only if
@@ -21,6 +21,9 @@ state, for about one more substep of cost. A reset world always gets a full forw
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import mujoco
 import mujoco_warp as mjw
 import numpy as np
@@ -36,11 +39,15 @@ from mmimic.kernels import observation as obs_kernels
 from mmimic.kernels import reset as reset_kernels
 from mmimic.kernels import reward as reward_kernels
 from mmimic.kernels import termination as term_kernels
+from mmimic.motion import MotionLibrary
 from mmimic.simulator import Simulator
 
 
 class ImitationEnv:
     """`num_envs` worlds of `embodiment` imitating `motions`; all tensors live on the device.
+
+    `motions` is a `MotionLibrary` (any `MotionSource`) or motion directories / `.npz` clips, read
+    into a library of their training clips on the environment's device.
 
     `reset()` and `step(actions)` return views of the environment's own buffers: they stay
     valid and are overwritten by the next call (clone what you keep). `info` holds:
@@ -62,7 +69,7 @@ class ImitationEnv:
     def __init__(
         self,
         embodiment: Embodiment | str,
-        motions: MotionSource,
+        motions: MotionSource | str | Path | Sequence[str | Path],
         num_envs: int,
         device: str | None = None,
         config: EnvConfig | None = None,
@@ -77,6 +84,9 @@ class ImitationEnv:
         if len(self.embodiment.mimic_sites) < 2:
             raise ValueError(f"embodiment {self.embodiment.name!r}: imitation needs at least 2 mimic sites")
         self.root_qpos_adr, self.root_qvel_adr = _root_addresses(m)
+        if isinstance(motions, (str, Path, list, tuple)):  # motion directories or .npz files
+            sources = [motions] if isinstance(motions, (str, Path)) else list(motions)
+            motions = MotionLibrary(self.embodiment, sources, self.torch_device, split="train")
         self.reference = reference_arrays(motions, self.embodiment, self.sim.control_dt, self.torch_device)
         layout = build_layout(self.embodiment, self.config, self.root_qpos_adr, self.root_qvel_adr)
         self.obs_layout: list[tuple[str, int]] = list(layout.blocks)
@@ -93,8 +103,7 @@ class ImitationEnv:
             with self._scope():
                 # One eager pass loads every kernel module (no module loads inside a GPU capture), then
                 # the first episodes start.
-                self._intake()
-                self._evaluate()
+                self._control_step()
                 self._reset_worlds(self._all)
             self._graphs = self._capture() if self.config.capture else None
         self._make_views()
@@ -103,7 +112,7 @@ class ImitationEnv:
 
     def reset(self) -> torch.Tensor:
         """Start a new episode in every world; returns the observation buffer (N, num_obs)."""
-        with self._scope():
+        with wp.ScopedDevice(self.device), self._scope():
             self._run("reset", lambda: self._reset_worlds(self._all))
         return self.obs
 
@@ -144,11 +153,9 @@ class ImitationEnv:
         their first observation of the new episode.
         """
         self._check_actions(actions)
-        with self._scope():
+        with wp.ScopedDevice(self.device), self._scope():
             self._actions_in_t.copy_(actions)
-            self._run("intake", self._intake)
-            self.sim.step()
-            self._run("evaluate", self._evaluate)
+            self._run("step", self._control_step)
         return self.obs, self.reward, self.done, self.info
 
     @property
@@ -262,6 +269,11 @@ class ImitationEnv:
 
     # ----------------------------------------------------------------------------- the phases
 
+    def _control_step(self) -> None:
+        self._intake()
+        self.sim.launch_control_step()
+        self._evaluate()
+
     def _intake(self) -> None:
         n, a = self.num_envs, self.num_actions
         wp.launch(term_kernels.flag_nonfinite_actions, dim=n, inputs=[self._actions_in], outputs=[self._nan_actions])
@@ -363,8 +375,7 @@ class ImitationEnv:
 
     def _capture(self) -> dict:
         graphs = {}
-        for name, phase in (("intake", self._intake), ("evaluate", self._evaluate),
-                            ("reset", lambda: self._reset_worlds(self._all))):
+        for name, phase in (("step", self._control_step), ("reset", lambda: self._reset_worlds(self._all))):
             with wp.ScopedCapture() as capture:
                 phase()
             graphs[name] = capture.graph
