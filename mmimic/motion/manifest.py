@@ -5,11 +5,15 @@
 weight = 1.0                  # relative sampling weight, > 0 (default 1)
 split = "train"               # "train" or "test" (default: train)
 description = "free text"
+category = "walk"             # motion category, lowercase identifier (default: "other")
+source = "upstream/path.bvh"  # the raw file the clip was made from (optional)
+sha1 = "0123...cdef"          # that file's SHA-1, 40 hex digits (optional)
 ```
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +23,10 @@ from mmimic.motion.clip import MotionError
 
 MANIFEST = "manifest.toml"
 SPLITS = ("train", "test")
-_KEYS = {"weight", "split", "description"}
+DEFAULT_CATEGORY = "other"
+_KEYS = {"weight", "split", "description", "category", "source", "sha1"}
+_CATEGORY = re.compile(r"[a-z][a-z0-9_]*")
+_SHA1 = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,9 @@ class ClipEntry:
     weight: float = 1.0
     split: str = "train"
     description: str = ""
+    category: str = DEFAULT_CATEGORY
+    source: str = ""
+    sha1: str = ""
 
     @property
     def name(self) -> str:
@@ -68,6 +78,14 @@ def manifest_problems(directory: Path) -> tuple[dict[str, dict], list[str]]:
             problems.append(f"{where}.split must be one of {', '.join(SPLITS)}, got {entry.get('split')!r}")
         if not isinstance(entry.get("description", ""), str):
             problems.append(f"{where}.description must be a string")
+        category = entry.get("category", DEFAULT_CATEGORY)
+        if not isinstance(category, str) or not _CATEGORY.fullmatch(category):
+            problems.append(f"{where}.category must be a lowercase identifier like 'walk', got {category!r}")
+        if not isinstance(entry.get("source", ""), str):
+            problems.append(f"{where}.source must be a string")
+        sha1 = entry.get("sha1", "")
+        if not isinstance(sha1, str) or (sha1 and not _SHA1.fullmatch(sha1)):
+            problems.append(f"{where}.sha1 must be 40 lowercase hex digits, got {sha1!r}")
     return clips, problems
 
 
@@ -83,7 +101,15 @@ def directory_entries(directory: Path) -> list[ClipEntry]:
     for path in paths:
         entry = clips.get(path.stem, {})
         entries.append(
-            ClipEntry(path, float(entry.get("weight", 1.0)), entry.get("split", "train"), entry.get("description", ""))
+            ClipEntry(
+                path,
+                float(entry.get("weight", 1.0)),
+                entry.get("split", "train"),
+                entry.get("description", ""),
+                entry.get("category", DEFAULT_CATEGORY),
+                entry.get("source", ""),
+                entry.get("sha1", ""),
+            )
         )
     return entries
 
