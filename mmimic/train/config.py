@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmimic.cli import nearest
 from mmimic.embodiment import MODELS_DIR
 from mmimic.ppo import PPOConfig
 
@@ -146,8 +147,12 @@ def resolve_config(
         try:
             with Path(toml_path).open("rb") as f:
                 table = tomllib.load(f)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"--config {toml_path}: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"--config {toml_path}: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError:
+            raise ConfigError(f"--config {toml_path}: not a text file (a TOML file of overrides is expected)") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"--config {toml_path}: malformed TOML: {exc}") from exc
         _apply_table(config, table, str(toml_path))
     for item in overrides or []:
         key, sep, raw = item.partition("=")
@@ -162,7 +167,52 @@ def resolve_config(
         per_iteration = config.run.num_envs * config.run.num_steps * world_size
         config.run.iterations = max(1, math.ceil(config.run.timesteps / per_iteration))
     config.ppo.num_updates = config.run.iterations
+    check_config(config)
     return config
+
+
+def _positive_int(v: Any) -> bool:
+    return v >= 1
+
+
+# The range of every numeric or named value: a test on the (already type-checked) value, and the
+# range as the error states it.
+RULES: dict[str, tuple[Any, str]] = {
+    "network.actor_hidden": (lambda v: len(v) >= 1 and all(h >= 1 for h in v), "a non-empty list of layer sizes >= 1"),
+    "network.critic_hidden": (lambda v: len(v) >= 1 and all(h >= 1 for h in v), "a non-empty list of layer sizes >= 1"),
+    "network.init_std": (lambda v: math.isfinite(v) and v > 0, "> 0 and finite"),
+    "ppo.gamma": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "ppo.lam": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "ppo.clip_eps": (lambda v: math.isfinite(v) and v > 0, "> 0 and finite"),
+    "ppo.value_clip_eps": (lambda v: math.isfinite(v) and v > 0, "> 0 and finite"),
+    "ppo.vf_coef": (lambda v: math.isfinite(v) and v >= 0, ">= 0 and finite"),
+    "ppo.ent_coef": (lambda v: math.isfinite(v) and v >= 0, ">= 0 and finite"),
+    "ppo.num_minibatches": (_positive_int, ">= 1"),
+    "ppo.update_epochs": (_positive_int, ">= 1"),
+    "ppo.max_grad_norm": (lambda v: math.isfinite(v) and v > 0, "> 0 and finite"),
+    "ppo.lr": (lambda v: math.isfinite(v) and v >= 0, ">= 0 and finite (0 switches learning off)"),
+    "ppo.num_updates": (_positive_int, ">= 1"),
+    "ppo.optimizer": (lambda v: v in ("muon", "adam"), "'muon' or 'adam'"),
+    "ppo.muon_weight_decay": (lambda v: math.isfinite(v) and v >= 0, ">= 0 and finite"),
+    "run.num_envs": (_positive_int, ">= 1"),
+    "run.num_steps": (_positive_int, ">= 1"),
+    "run.iterations": (_positive_int, ">= 1"),
+    "run.timesteps": (lambda v: v >= 0, ">= 0 (0: use run.iterations)"),
+    "run.seed": (lambda v: v >= 0, ">= 0"),
+    "run.validation_interval": (_positive_int, ">= 1"),
+    "run.validation_envs": (_positive_int, ">= 1"),
+    "run.validation_steps": (_positive_int, ">= 1"),
+    "run.keep_checkpoints": (_positive_int, ">= 1"),
+}
+
+
+def check_config(config: TrainConfig) -> None:
+    """ConfigError naming the first value out of its range (`RULES`) and the range."""
+    for dotted, (ok, expected) in RULES.items():
+        section, name = dotted.split(".")
+        value = getattr(getattr(config, section), name)
+        if not ok(value):
+            raise ConfigError(f"{dotted} must be {expected}, got {value!r}")
 
 
 def _apply_table(config: Any, table: dict[str, Any], source: str, prefix: tuple[str, ...] = ()) -> None:
@@ -178,7 +228,8 @@ def _set(config: Any, path: list[str], value: Any, source: str) -> None:
     target = config
     for part in path[:-1]:
         if not dataclasses.is_dataclass(target) or not hasattr(target, part):
-            raise ConfigError(f"{source}: unknown configuration section {'.'.join(path[:-1])!r}")
+            known = [f.name for f in dataclasses.fields(target)] if dataclasses.is_dataclass(target) else []
+            raise ConfigError(f"{source}: unknown configuration section {'.'.join(path[:-1])!r}{nearest(part, known)}")
         target = getattr(target, part)
     name = path[-1]
     if isinstance(target, dict):  # the environment's options are checked by the environment
@@ -186,7 +237,7 @@ def _set(config: Any, path: list[str], value: Any, source: str) -> None:
         return
     fields = {f.name: f for f in dataclasses.fields(target)}
     if name not in fields:
-        raise ConfigError(f"{source}: unknown key {'.'.join(path)!r}; known: {', '.join(fields)}")
+        raise ConfigError(f"{source}: unknown key {'.'.join(path)!r}{nearest(name, fields)}; known: {', '.join(fields)}")
     kind = typing.get_type_hints(type(target))[name]
     setattr(target, name, _coerce(value, kind, f"{source}: {'.'.join(path)}"))
 

@@ -1,0 +1,118 @@
+"""What every runner shares: one-sentence errors instead of tracebacks, and output paths checked up front.
+
+`run_main` calls a runner's body and turns the errors a user can fix (a bad value, file or path,
+too little memory or disk) into one line naming it and the fix, with exit status 2; `--debug`
+(`add_debug_flag`) re-raises them so the traceback shows. `check_output_file` and
+`check_output_dir` refuse an output path that cannot be written before any work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from mmimic.checkpoint import CheckpointError
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A flag, path or value the user can fix; printed as one sentence (exit status 2)."""
+
+
+def add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+
+
+def nearest(name: str, known: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the closest of `known` to `name`, or ''."""
+    match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def describe(exc: BaseException, memory_hint: str = "") -> str:
+    """One sentence for an error a user can fix: the path or value it names and what to do."""
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "allocation failed"
+        return f"out of memory ({first}); {memory_hint or 'use a smaller problem'}"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = exc.filename if exc.filename is not None else "an output file"
+        fix = {
+            errno.ENOSPC: "free some space or write elsewhere",
+            errno.EDQUOT: "free some space or write elsewhere",
+            errno.EROFS: "choose a writable location",
+            errno.EACCES: "choose a location you may write to",
+            errno.EPERM: "choose a location you may write to",
+            errno.ENOENT: "check the path",
+            errno.EISDIR: "give a file name, not a directory",
+            errno.ENOTDIR: "a part of the path is a file, not a directory",
+        }.get(exc.errno or 0, "check the path")
+        return f"{where}: {exc.strerror.lower()}; {fix}"
+    return str(exc)
+
+
+def run_main(
+    body: Callable[[], int], console: Console, *, debug: bool = False, memory_hint: str = "",
+    extra: tuple[type[BaseException], ...] = (),
+) -> int:
+    """`body()`, with the errors a user can fix printed as one sentence and exit status 2 (raised
+    with `debug`). Those are UsageError, ValueError (mmimic's ConfigError, EmbodimentError,
+    MotionError...), CheckpointError, OSError, allocation failures and the runner's `extra` types."""
+    try:
+        return body()
+    except (UsageError, ValueError, CheckpointError, OSError, MemoryError, torch.OutOfMemoryError, *extra) as exc:
+        if debug:
+            raise
+        console.print(f"[red]error:[/red] {describe(exc, memory_hint)}", highlight=False, soft_wrap=True)
+        return EXIT_USAGE
+
+
+def _existing_ancestor(path: Path, flag: str) -> Path:
+    """The nearest existing ancestor of `path` (itself excluded), which must be a directory."""
+    ancestor = path.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"{flag} {path}: {ancestor} is a file, not a directory; choose another path")
+    return ancestor
+
+
+def _check_writable(directory: Path, path: Path, flag: str, free_bytes: int) -> None:
+    try:  # a real write: permission bits say nothing for root, a read-only mount refuses anyone
+        with tempfile.TemporaryFile(dir=directory, prefix=".mmimic-probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{flag} {path}: cannot write in {directory} ({exc.strerror.lower()}); "
+                         "choose a writable location") from None
+    free = shutil.disk_usage(directory).free
+    if free < free_bytes:
+        raise UsageError(f"{flag} {path}: {free / 2**20:.1f} MiB free on that file system, about "
+                         f"{free_bytes / 2**20:.1f} MiB needed; free some space or write elsewhere")
+
+
+def check_output_file(path: Path, flag: str, free_bytes: int = 0) -> None:
+    """UsageError unless `path` can be written as a file (parents are created when written)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a directory; give a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"{flag} {path}: the existing file is not writable; choose another path")
+    directory = path.parent if path.parent.is_dir() else _existing_ancestor(path, flag)
+    _check_writable(directory, path, flag, free_bytes)
+
+
+def check_output_dir(path: Path, flag: str, free_bytes: int = 0) -> None:
+    """UsageError unless `path` is, or can be created as, a writable directory."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path}: is a file, not a directory; choose a directory path")
+    _check_writable(path if path.is_dir() else _existing_ancestor(path, flag), path, flag, free_bytes)
