@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import warp as wp
 
+from mmimic.device import resolve_device
 from mmimic.embodiment import Embodiment, load_embodiment
 from mmimic.kernels import simulator as sim_kernels
 from mmimic.muscles import MuscleModel, make_muscle_model
@@ -30,20 +31,6 @@ SEVERE_OVERFLOW = int(mjw.OverflowType.ALL) & ~int(mjw.OverflowType.ITERATIONS) 
 
 class ContactOverflowError(RuntimeError):
     """The per-world contact or constraint budget overflowed in too many control steps."""
-
-
-def resolve_device(device: str | None) -> str:
-    """A Warp device name: `cuda` / `cuda:K` / `cpu`, or the first GPU when `device` is None and one exists."""
-    wp.init()
-    if device is None:
-        return "cuda:0" if wp.is_cuda_available() else "cpu"
-    if device.startswith("cuda"):
-        if not wp.is_cuda_available():
-            raise ValueError(f"device={device!r} was requested but Warp finds no CUDA GPU on this machine; use device='cpu'")
-        return "cuda:0" if device == "cuda" else device
-    if device != "cpu":
-        raise ValueError(f"device={device!r} is not 'cpu', 'cuda' or 'cuda:K'")
-    return device
 
 
 def warp_model(embodiment: Embodiment) -> mujoco.MjModel:

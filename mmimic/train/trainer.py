@@ -19,6 +19,7 @@ import torch.distributed as dist
 from rich.console import Console
 
 from mmimic.checkpoint import check_compatible, load_checkpoint, restore_actor_critic, save_checkpoint
+from mmimic.device import resolve_device
 from mmimic.embodiment import Embodiment, load_embodiment
 from mmimic.env import EnvConfig, ImitationEnv
 from mmimic.motion import MotionLibrary
@@ -122,10 +123,7 @@ class Trainer:
         self.is_main = self.rank == 0
         self.console = console or Console()
         self.paths = RunPaths(run_dir)
-        # A bare "cuda" under torchrun means this rank's GPU (LOCAL_RANK).
-        local_rank = int(os.environ.get("LOCAL_RANK", "0")) if self.world_size > 1 else 0
-        self.device = torch.device("cuda", int(device.split(":")[1]) if ":" in device else local_rank) \
-            if device.startswith("cuda") else torch.device("cpu")
+        self.device = torch.device(resolve_device(device))  # under torchrun a bare "cuda" is this rank's GPU
         limit_cpu_threads(self.device)
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
