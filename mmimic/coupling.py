@@ -1,17 +1,21 @@
 """Reduced coordinates of a body whose joints are coupled by joint equality constraints.
 
 MyoFullBody couples 51 joints (knee translations and rotations, patella, the lumbar levels, the
-shoulder girdle, the abdomen) to a driving joint by quartic polynomials,
-`q1 - q1_0 = c0 + c1 d + ... + c4 d^4` with `d = q2 - q2_0` (a constant without a driver).
-`Coupling` parameterises the body by its free root (6 velocity coordinates) and the
-*independent* hinge and slide joints only: every driven joint is computed from its driver, so
-the constraints hold in every frame. Each independent joint's bounds are its own range narrowed
-to where every joint it drives stays inside its range; for nonlinear (fitted) polynomials up to
-a slack of `SLACK` of the driven joint's range: MyoFullBody's knee polynomials leave their
-driven joints' ranges by up to 0.70 % of the range inside the knee's own range
-(knee_angle_rotation2 above 0.77 rad), so honouring both exactly would lock the knee. A driven
-joint is held at its limit where its polynomial passes it: limits hold exactly, and the
-constraint is off by at most the slack (`residual` measures it).
+shoulder girdle, the abdomen) and MyoBimanualArm 22 (the shoulder girdle) to a driving joint by
+quartic polynomials, `q1 - q1_0 = c0 + c1 d + ... + c4 d^4` with `d = q2 - q2_0` (a constant
+without a driver). `Coupling.complete` is the one place mmimic computes driven joints from their
+drivers: the initial pose, the motion library's frames (hence every reset), the profiler's start
+state and the test and golden poses all go through it, so the constraints hold to rounding.
+
+For retargeting, `Coupling` also parameterises the body by its free root (6 velocity
+coordinates) and the *independent* hinge and slide joints only. Each independent joint's bounds
+are its own range narrowed to where every joint it drives stays inside its range; for nonlinear
+(fitted) polynomials up to a slack of `SLACK` of the driven joint's range: MyoFullBody's knee
+polynomials leave their driven joints' ranges by up to 0.70 % of the range inside the knee's own
+range (knee_angle_rotation2 above 0.77 rad), so honouring both exactly would lock the knee.
+`expand` (the IK's step) holds a driven joint at its limit where its polynomial passes it:
+limits hold exactly, and the constraint is off by at most the slack (`residual` measures it);
+`complete` honours the constraint exactly instead.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ class Coupling:
         types = model.jnt_type
         free = [j for j in range(model.njnt) if types[j] == mujoco.mjtJoint.mjJNT_FREE]
         if len(free) > 1 or np.any(types == mujoco.mjtJoint.mjJNT_BALL):
-            raise ValueError("retargeting supports bodies with at most one free joint and no ball joints")
+            raise ValueError("coupled coordinates support bodies with at most one free joint and no ball joints")
         self.root_dofs = np.arange(model.jnt_dofadr[free[0]], model.jnt_dofadr[free[0]] + 6) if free else np.arange(0)
         self.num_root = len(self.root_dofs)
         independent = [j for j in range(model.njnt) if j not in free and j not in driven_by]
@@ -54,6 +58,7 @@ class Coupling:
                 raise ValueError(f"joint {model.joint(int(joint)).name!r} is driven by {model.joint(int(driver)).name!r}, "
                                  "which is itself driven or free; chained couplings are not supported")
         self.has_driver = drivers >= 0
+        self.driven_ids = joints
         self.driven_qpos = model.jnt_qposadr[joints].astype(np.int64)
         self.driven_dofs = model.jnt_dofadr[joints].astype(np.int64)
         self.driver_column = np.array([column.get(int(d), -1) for d in drivers], dtype=np.int64)
@@ -71,9 +76,16 @@ class Coupling:
         self._map[self.root_dofs, np.arange(self.num_root)] = 1.0
         self._map[self.joint_dofs, np.arange(self.num_root, self.size)] = 1.0
 
+    def complete(self, qpos: np.ndarray) -> np.ndarray:
+        """Set every driven joint of `qpos` (nq,) or (T, nq) from its driver exactly, in place;
+        returns `qpos`. A driven joint may end up past its range by at most `SLACK` of it
+        (module docstring) when its driver is inside the driver's bounds."""
+        qpos[..., self.driven_qpos] = self._polynomial(qpos)
+        return qpos
+
     def expand(self, qpos: np.ndarray) -> None:
         """Set every driven joint of `qpos` (nq,) or (T, nq) from its driver, held inside its
-        range, in place."""
+        range, in place (the IK's step: limits exact, constraints up to the slack)."""
         qpos[..., self.driven_qpos] = np.clip(self._polynomial(qpos), self.driven_lower, self.driven_upper)
 
     def residual(self, qpos: np.ndarray) -> float:

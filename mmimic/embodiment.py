@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import mujoco
 import numpy as np
 
+from mmimic.coupling import Coupling
 from mmimic.muscles import muscle_model_names
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -98,10 +100,17 @@ class Embodiment:
         adr = int(m.jnt_qposadr[jid])
         return slice(adr, adr + width)
 
+    @cached_property
+    def coupling(self) -> Coupling:
+        """The model's joint-equality couplings (`Coupling.complete` makes a pose satisfy them)."""
+        return Coupling(self.mj_model)
+
     def initial_qpos(self) -> np.ndarray:
-        """The start pose: the configured keyframe, else the model's qpos0."""
+        """The start pose: the configured keyframe, else the model's qpos0, with every coupled
+        joint computed from its driver (MyoFullBody's keyframe leaves the patella 0.052 off)."""
         m = self.mj_model
-        return (m.key_qpos[self.keyframe] if self.keyframe is not None else m.qpos0).copy()
+        qpos = (m.key_qpos[self.keyframe] if self.keyframe is not None else m.qpos0).copy()
+        return self.coupling.complete(qpos)
 
 
 def load_embodiment(

@@ -11,7 +11,7 @@ import pytest
 from mmimic.motion.convert import apply_joint_equalities
 from mmimic.retarget import RetargetError, read_bvh, read_name_map
 from mmimic.retarget.bvh import parse_bvh
-from mmimic.retarget.coupling import SLACK, Coupling
+from mmimic.coupling import SLACK, Coupling
 from mmimic.retarget.ground import ground, lowest_points
 from mmimic.retarget.ik import FrameSolver, kinematic_model
 from mmimic.retarget.keypoints import FULLBODY_POINTS, FULLBODY_SEGMENTS

@@ -30,6 +30,7 @@ import mujoco
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from mmimic.coupling import Coupling
 from mmimic.embodiment import Embodiment
 from mmimic.eval.gait import COORDINATE_TO_JOINT
 from mmimic.io.opensim import OpenSimTable, read_opensim_table
@@ -77,27 +78,11 @@ class ConversionReport:
 
 
 def apply_joint_equalities(model: mujoco.MjModel, qpos: np.ndarray) -> list[str]:
-    """Set every joint driven by an active joint equality from its driver (in place, (T, nq)):
-    `q1 - q1_0 = c0 + c1 d + ... + c4 d^4`, `d = q2 - q2_0` (`q1 - q1_0 = c0` without a driver).
-    Returns the driven joints' names."""
-    rows = [
-        i for i in range(model.neq)
-        if model.eq_type[i] == mujoco.mjtEq.mjEQ_JOINT and model.eq_active0[i]
-    ]
-    for _ in range(len(rows)):  # enough passes for any chain of couplings
-        before = qpos.copy()
-        for i in rows:
-            adr1 = model.jnt_qposadr[model.eq_obj1id[i]]
-            coef = model.eq_data[i, :5]
-            if model.eq_obj2id[i] >= 0:
-                adr2 = model.jnt_qposadr[model.eq_obj2id[i]]
-                delta = qpos[:, adr2] - model.qpos0[adr2]
-                qpos[:, adr1] = model.qpos0[adr1] + np.polynomial.polynomial.polyval(delta, coef)
-            else:
-                qpos[:, adr1] = model.qpos0[adr1] + coef[0]
-        if np.array_equal(before, qpos):
-            break
-    return [model.joint(int(model.eq_obj1id[i])).name for i in rows]
+    """Set every joint driven by an active joint equality from its driver (in place, (T, nq);
+    `mmimic.coupling.Coupling.complete`). Returns the driven joints' names."""
+    coupling = Coupling(model)
+    coupling.complete(qpos)
+    return [model.joint(int(j)).name for j in coupling.driven_ids]
 
 
 def lowest_geom_z(model: mujoco.MjModel, data: mujoco.MjData, geom_ids: list[int]) -> float:

@@ -1,6 +1,7 @@
 """`MotionLibrary`: every clip of some motion sets as flat tensors on one device.
 
-Clips are fitted to the embodiment by joint name, resampled to the control rate, given
+Clips are fitted to the embodiment by joint name, resampled to the control rate, made to
+satisfy the joint-equality couplings (`mmimic.coupling`, so every reset state does), given
 velocities by MuJoCo position differencing when they carry none, concatenated frame by frame
 (`clip_start`, `clip_length`), and their mimic-site poses and velocities derived once by
 batched forward kinematics on the device. Lookups and sampling are batched torch operations
@@ -77,7 +78,9 @@ class MotionLibrary:
         self._quat_index = quaternion_index(quaternion_columns(embodiment.mj_model), self.device)
 
     def _load(self, entries: list[ClipEntry]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Every clip fitted, resampled to `fps` and given velocities (host, float64)."""
+        """Every clip fitted, resampled to `fps`, its coupled joints computed from their drivers
+        (`Coupling.complete`: clips store them to float32 or hold them at their limits, and
+        resampling interpolates them linearly) and given velocities (host, float64)."""
         model = self.embodiment.mj_model
         quat_cols = quaternion_columns(model)
         filled: dict[tuple[str, ...], int] = {}
@@ -88,6 +91,7 @@ class MotionLibrary:
             qpos, qvel = fitted.qpos, fitted.qvel
             if not math.isclose(fitted.fps, self.fps, rel_tol=1e-9):
                 qpos, qvel = resample(qpos, qvel, fitted.fps, self.fps, quat_cols)
+            qpos = self.embodiment.coupling.complete(qpos.copy())  # resets start from these frames
             if qvel is None:
                 qvel = differentiate(model, qpos, self.fps)
             all_qpos.append(qpos)

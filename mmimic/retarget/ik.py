@@ -25,7 +25,7 @@ import mujoco
 import numpy as np
 from scipy.linalg.lapack import dposv
 
-from mmimic.retarget.coupling import Coupling
+from mmimic.coupling import Coupling
 
 
 @dataclass(frozen=True)
