@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import zipfile
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -133,6 +134,9 @@ def save_checkpoint(
         "extra": {} if extra is None else extra,
     }
     _check_plain(payload, "checkpoint")
+    bad = nonfinite_weights(actor_critic)
+    if bad:
+        raise ValueError(f"{path}: refusing to write a checkpoint with non-finite weights ({', '.join(bad)})")
     _write_atomic(payload, path)
     return path
 
@@ -143,11 +147,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; its errors for anything else mislead
+        raise CheckpointError(f"checkpoint {path}: not a torch checkpoint archive (truncated or corrupt, or another "
+                              "kind of file); give a checkpoint_*.pt written by runners/train.py")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise CheckpointError(
-            f"checkpoint {path}: not readable as a weights-only torch file (truncated or corrupt?): {exc}"
+            f"checkpoint {path}: not readable as a weights-only torch file (truncated or corrupt?): {first}"
         ) from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path}: not an mmimic checkpoint (no 'format': '{FORMAT}' marker)")
@@ -180,12 +188,37 @@ def actor_critic_from_checkpoint(checkpoint: dict, device: str | torch.device = 
     return actor_critic
 
 
+def nonfinite_weights(actor_critic: ActorCritic) -> list[str]:
+    """Names of the parameters and normaliser statistics holding NaN or inf (one host read each)."""
+    named = [*actor_critic.named_parameters(), *actor_critic.obs_normalizer.named_buffers(prefix="obs_normalizer")]
+    return [name for name, tensor in named if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+
+
+class CheckedPolicy(Policy):
+    """A `Policy` that refuses observations of the wrong width or dtype with a ValueError naming both."""
+
+    def __init__(self, actor_critic: ActorCritic, sample: bool) -> None:
+        super().__init__(actor_critic.obs_normalizer, actor_critic.actor, actor_critic.log_std, sample)
+        self.obs_dim = actor_critic.architecture["obs_dim"]
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if not isinstance(obs, torch.Tensor) or obs.dtype != torch.float32 or obs.ndim == 0 or obs.shape[-1] != self.obs_dim:
+            got = f"{obs.dtype} {tuple(obs.shape)}" if isinstance(obs, torch.Tensor) else type(obs).__name__
+            raise ValueError(f"the policy takes float32 observations of shape (..., {self.obs_dim}), got {got}")
+        return super().forward(obs)
+
+
 def load_policy(path: str | Path, device: str | torch.device = "cpu", sample: bool = False) -> nn.Module:
-    """An inference module mapping raw observations to actions, normaliser included: the Gaussian
-    mean by default, a sample from the policy with ``sample=True``."""
+    """An inference module mapping raw observations (float32, (..., obs_dim)) to actions, normaliser
+    included: the Gaussian mean by default, a sample from the policy with ``sample=True``. A checkpoint
+    whose weights are not finite (its policy would output NaN) raises CheckpointError."""
     checkpoint = load_checkpoint(path, map_location=device)
-    policy: Policy = actor_critic_from_checkpoint(checkpoint, device).policy(sample)
-    return policy.eval()
+    actor_critic = actor_critic_from_checkpoint(checkpoint, device)
+    bad = nonfinite_weights(actor_critic)
+    if bad:
+        raise CheckpointError(f"checkpoint {path}: non-finite weights ({', '.join(bad[:4])}{' ...' if len(bad) > 4 else ''}); "
+                              "its policy outputs NaN; use an earlier checkpoint of the run")
+    return CheckedPolicy(actor_critic, sample).eval()
 
 
 def check_compatible(

@@ -23,6 +23,18 @@ from mmimic.muscles import muscle_model_names
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 EMBODIMENT_FILE = "embodiment.toml"
+# Every section and key an embodiment.toml may hold (`mimic_sites` is an array of tables).
+TOML_KEYS: dict[str, frozenset[str] | None] = {
+    "name": None,
+    "description": None,
+    "model": frozenset({"package", "file", "keyframe"}),
+    "fingers": frozenset({"remove", "joints", "muscles"}),
+    "mimic_sites": frozenset({"name", "body"}),
+    "muscles": frozenset({"ctrlrange", "model"}),
+    "physics": frozenset({"timestep", "substeps", "solver", "integrator", "eulerdamp", "iterations", "ls_iterations"}),
+    "contacts": frozenset({"nconmax", "njmax"}),
+    "sensors": frozenset({"touch"}),
+}
 
 
 class EmbodimentError(ValueError):
@@ -126,6 +138,7 @@ def load_embodiment(
     directory = _resolve_directory(name_or_directory)
     toml_path = directory / EMBODIMENT_FILE
     config = _read_toml(toml_path)
+    _check_known_keys(config, toml_path)
     reader = _Fields(config, toml_path)
 
     name = reader.get("name", str)
@@ -248,6 +261,23 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise EmbodimentError(f"{path}: malformed TOML: {exc}") from exc
+
+
+def _check_known_keys(config: dict[str, Any], path: Path) -> None:
+    """EmbodimentError naming an unknown section or key and the nearest known name."""
+    from mmimic.cli import nearest
+
+    for section, value in config.items():
+        if section not in TOML_KEYS:
+            raise EmbodimentError(f"{path}: unknown section or key {section!r}{nearest(section, TOML_KEYS)}; "
+                                  f"known: {', '.join(TOML_KEYS)}")
+        keys = TOML_KEYS[section]
+        tables = value if isinstance(value, list) else [value]
+        for table in tables:
+            for key in table if keys is not None and isinstance(table, dict) else ():
+                if key not in keys:
+                    raise EmbodimentError(f"{path}: unknown key '{section}.{key}'{nearest(key, keys)}; "
+                                          f"known in [{section}]: {', '.join(sorted(keys))}")
 
 
 def _resolve_xml(reader: _Fields, directory: Path) -> Path:
