@@ -3,6 +3,12 @@
 Without a GPU the `cpu` preset runs a short demonstration (few worlds, small networks, a few
 minutes); on a GPU the published preset of the embodiment runs (8192 worlds). Every value can
 be overridden with `--config FILE.toml` and `--set section.key=value`.
+
+Training uses the "train" split of the motion sets (default motions/<embodiment>; `--motions`
+names others, `--category walk,run` keeps some manifest categories). Clips are drawn by their
+recent early-termination rate (`sampling.*`, `--set sampling.failure_weighted=false` for the
+manifest weights alone); TensorBoard and the console show every category's episode length, early
+termination and reward.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import os  # noqa: E402
 import tomllib  # noqa: E402
 from datetime import datetime  # noqa: E402
@@ -30,6 +37,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--preset", default=None, help="fullbody, fullbody-resnet, bimanual or cpu (default: by device)")
     parser.add_argument("--motions", nargs="+", type=Path, default=None, help="motion directories or clips "
                         "(default motions/<embodiment>)")
+    parser.add_argument("--category", default=None, metavar="NAME[,NAME...]", help="train on the clips of these "
+                        "manifest categories only, e.g. walk,run (default: every category)")
     parser.add_argument("--num-envs", type=int, default=None, help="parallel worlds")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:K (default: a GPU if present)")
     length = parser.add_mutually_exclusive_group()
@@ -49,10 +58,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         value = getattr(args, flag)
         if value is not None and value <= 0:
             parser.error(f"--{flag.replace('_', '-')} must be positive, got {value}")
+    if args.category is not None:
+        args.category = [c.strip() for c in args.category.split(",") if c.strip()]
+        if not args.category:
+            parser.error("--category needs at least one category name, e.g. --category walk,run")
     if args.resume and args.finetune:
         parser.error("--resume and --finetune exclude each other")
     if args.resume and (args.overrides or args.config or args.preset or args.reward or args.reward_module
-                        or args.num_envs or args.seed is not None or args.timesteps or args.motions):
+                        or args.num_envs or args.seed is not None or args.timesteps or args.motions
+                        or args.category):
         parser.error("--resume continues a run exactly with its saved configuration; only --iterations may change")
     if args.reset_std is not None and (args.finetune is None or args.reset_std <= 0):
         parser.error("--reset-std needs --finetune and a positive value")
@@ -128,6 +142,8 @@ def _cli_overrides(args: argparse.Namespace) -> list[str]:
         overrides.append(f"run.iterations={args.iterations}")
     if args.timesteps is not None:
         overrides.append(f"run.timesteps={args.timesteps}")
+    if args.category:
+        overrides.append(f"categories={json.dumps(args.category)}")  # a JSON list of strings is TOML
     return overrides
 
 

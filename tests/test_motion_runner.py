@@ -49,7 +49,7 @@ def test_validate_lists_every_problem(runner, tmp_path: Path, fullbody: mmimic.E
     slow.fps, slow.qpos = 0.0, slow.qpos[:1]
     write_clip(tmp_path / "slow.npz", slow)
     (tmp_path / "broken.npz").write_bytes(b"garbage")
-    (tmp_path / "manifest.toml").write_text("[clips.ghost]\nweight = 0\n")
+    (tmp_path / "manifest.toml").write_text("[clips.ghost]\nweight = -1\n")
 
     assert runner.main(["validate", str(tmp_path)]) == 1
     out = capsys.readouterr().out
@@ -59,7 +59,7 @@ def test_validate_lists_every_problem(runner, tmp_path: Path, fullbody: mmimic.E
         ("slow.npz", "1 frame(s)"),
         ("broken.npz", "not a readable .npz clip"),
         ("manifest.toml", "clips.ghost names a clip with no file"),
-        ("manifest.toml", "clips.ghost.weight must be a positive number"),
+        ("manifest.toml", "clips.ghost.weight must be a finite number >= 0"),
     ]
     lines = out.splitlines()
     for name, reason in expected:

@@ -158,6 +158,20 @@ class ImitationEnv:
             self._run("step", self._control_step)
         return self.obs, self.reward, self.done, self.info
 
+    def set_clip_weights(self, weights: torch.Tensor) -> None:
+        """From now on resets draw clip c with probability weights[c] / weights.sum(); `weights` (C,) on
+        the device, non-negative with a positive sum (not checked: that would sync), 0 never drawn.
+
+        The clip CDF that the captured reset reads is rewritten in place by torch operations on
+        torch's current stream, so a training loop can reweight every iteration without a host sync.
+        """
+        cdf = wp.to_torch(self.reference.clip_cdf)
+        if weights.shape != cdf.shape or weights.device != cdf.device:
+            raise ValueError(f"clip weights must have shape {tuple(cdf.shape)} on {cdf.device}, got "
+                             f"{tuple(weights.shape)} on {weights.device}")
+        total = torch.cumsum(weights.double(), 0)
+        cdf.copy_(total / total[-1])  # exactly 1 from the last clip of positive weight on
+
     @property
     def captured(self) -> list[str]:
         """Names of the phases replayed as captured Warp graphs (empty when capture is off)."""

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from mmimic.embodiment import Embodiment
-from mmimic.motion.clip import fit_clip, quaternion_columns, read_clip
+from mmimic.motion.clip import MotionError, fit_clip, quaternion_columns, read_clip
 from mmimic.motion.kinematics import site_kinematics
 from mmimic.motion.manifest import ClipEntry, collect_clips
 from mmimic.motion.quaternion import quat_to_mat, slerp
@@ -43,7 +43,11 @@ class MotionFrame:
 class MotionLibrary:
     """Clips of `sources` (motion directories or single .npz files) for `embodiment` on `device`.
 
-    `split` keeps only the manifest's "train" or "test" clips (clips without a split are train).
+    `split` keeps only the manifest's "train" or "test" clips (clips without a split are train),
+    `categories` only the clips of those manifest categories (`MotionError` naming the known ones
+    for an unknown category). Per clip: `clip_names`, `clip_categories`, `clip_splits`, and
+    `clip_category_id` (C,) indexing the sorted `categories` on the device; `clip_weight` is the
+    manifest weight normalised to sum 1 (a weight of 0 is never drawn).
     Frame `k` of clip `c` is row `clip_start[c] + k` of the flat arrays `qpos`, `qvel`,
     `site_xpos`, `site_xmat` and `site_vel`; every clip runs at `fps`, the control rate.
     """
@@ -55,20 +59,30 @@ class MotionLibrary:
         device: str | torch.device = "cpu",
         *,
         split: str | None = None,
+        categories: Sequence[str] | None = None,
     ) -> None:
         self.embodiment = embodiment
         self.device = torch.empty(0, device=device).device  # canonical, e.g. cuda -> cuda:0
         self.fps = 1.0 / embodiment.physics.control_dt
-        entries = collect_clips(sources, split)
+        entries = select_clips(sources, split, categories)
         qpos, qvel = self._load(entries)
         lengths = [q.shape[0] for q in qpos]
 
         self.clip_names = [e.name for e in entries]
+        self.clip_categories = [e.category for e in entries]
+        self.clip_splits = [e.split for e in entries]
+        self.categories = sorted(set(self.clip_categories))
+        self.clip_category_id = torch.tensor(
+            [self.categories.index(c) for c in self.clip_categories], dtype=torch.int64, device=self.device
+        )
         self.num_clips = len(entries)
         self.num_frames = int(sum(lengths))
         self.clip_length = torch.tensor(lengths, dtype=torch.int64, device=self.device)
         self.clip_start = torch.cumsum(self.clip_length, 0) - self.clip_length
         weights = torch.tensor([e.weight for e in entries], dtype=torch.float64)
+        if not weights.sum() > 0:
+            where = ", ".join(str(s) for s in ([sources] if isinstance(sources, (str, Path)) else sources))
+            raise MotionError(where, "every selected clip has manifest weight 0: there is nothing to sample")
         self.clip_weight = (weights / weights.sum()).to(torch.float32).to(self.device)
         self.qpos = torch.from_numpy(np.concatenate(qpos)).to(self.device, torch.float32)
         self.qvel = torch.from_numpy(np.concatenate(qvel)).to(self.device, torch.float32)
@@ -139,3 +153,25 @@ class MotionLibrary:
     def sample_clips(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """`n` clip ids drawn with replacement by `clip_weight` (int64, on the library's device)."""
         return torch.multinomial(self.clip_weight, n, replacement=True, generator=generator)
+
+
+def select_clips(
+    sources: Sequence[str | Path], split: str | None = None, categories: Sequence[str] | None = None
+) -> list[ClipEntry]:
+    """`collect_clips` of `sources` keeping `split` (None: all) and `categories` (None or empty: all).
+
+    Categories are checked against every clip of the sources, whatever its split: `MotionError`
+    listing the known categories for an unknown one, and naming the selection when it is empty."""
+    entries = collect_clips(sources, None)
+    wanted = list(categories or [])
+    known = sorted({e.category for e in entries})
+    unknown = [c for c in wanted if c not in known]
+    where = ", ".join(str(s) for s in ([sources] if isinstance(sources, (str, Path)) else sources))
+    if unknown:
+        raise MotionError(where, f"unknown categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))}; "
+                                 f"the clips' categories are {', '.join(known)}")
+    selected = [e for e in entries if (split is None or e.split == split) and (not wanted or e.category in wanted)]
+    if not selected:
+        what = " and ".join(filter(None, [f"split {split!r}" if split else "", f"categories {', '.join(wanted)}" if wanted else ""]))
+        raise MotionError(where, f"no clips with {what} in these sources")
+    return selected

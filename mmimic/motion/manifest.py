@@ -2,7 +2,7 @@
 
 ```toml
 [clips.opensim_walk]          # the clip file's stem (opensim_walk.npz)
-weight = 1.0                  # relative sampling weight, > 0 (default 1)
+weight = 1.0                  # relative sampling weight, >= 0 (default 1; 0: evaluated, never drawn in training)
 split = "train"               # "train" or "test" (default: train)
 description = "free text"
 category = "walk"             # motion category, lowercase identifier (default: "other")
@@ -72,8 +72,8 @@ def manifest_problems(directory: Path) -> tuple[dict[str, dict], list[str]]:
             problems.append(f"{where} names a clip with no file {name}.npz in {directory}")
         problems += [f"{where}: unknown key {key!r} (expected {', '.join(sorted(_KEYS))})" for key in entry if key not in _KEYS]
         weight = entry.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
-            problems.append(f"{where}.weight must be a positive number, got {weight!r}")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
+            problems.append(f"{where}.weight must be a finite number >= 0 (0: never drawn in training), got {weight!r}")
         if entry.get("split", "train") not in SPLITS:
             problems.append(f"{where}.split must be one of {', '.join(SPLITS)}, got {entry.get('split')!r}")
         if not isinstance(entry.get("description", ""), str):

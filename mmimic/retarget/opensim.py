@@ -1,9 +1,11 @@
-"""OpenSim coordinates (`.mot` / `.sto`, Rajagopal names) as a retargeting source.
+"""OpenSim coordinates (`.mot` / `.sto`: Rajagopal, gait2392/gait2354/Hamner names) as a
+retargeting source.
 
 The name-mapped joints come over directly through the motion package's converter
-(`mmimic.motion.convert_opensim`: legs, lumbar, elbows, the pelvis as the free root). The
-trajectory is resampled to the output rate, its independent joints held inside the bounds the
-IK uses (`Coupling`) with the driven joints recomputed from them.
+(`mmimic.motion.convert_table`: legs, lumbar, elbows, the pelvis as the free root; the
+model's conventions and the angle units from the file or the caller), converted at the output
+rate. The independent joints are then held inside the bounds the IK uses (`Coupling`) with the
+driven joints recomputed from them.
 
 The arms (Rajagopal's ball shoulder has no MoBL-ARMS counterpart) come by IK where the file
 also gives the source model's segment positions, as OpenSim's BodyKinematics analysis writes
@@ -15,8 +17,6 @@ them stays at the rest pose, listed in the notes (the converter warns too).
 
 from __future__ import annotations
 
-import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,11 +24,8 @@ import mujoco
 import numpy as np
 
 from mmimic.embodiment import Embodiment
-from mmimic.io.opensim import OpenSimHeaderWarning, OpenSimTable, read_opensim_table
-from mmimic.motion import convert_opensim
-from mmimic.motion.clip import quaternion_columns
-from mmimic.motion.convert import OPENSIM_TO_MUJOCO, PELVIS_BODY, PELVIS_COORDINATES
-from mmimic.motion.resample import resample
+from mmimic.io.opensim import OpenSimTable, read_opensim_table
+from mmimic.motion.convert import OPENSIM_TO_MUJOCO, PELVIS_BODY, PELVIS_COORDINATES, convert_table, unused_summary
 from mmimic.retarget.ik import FrameSolver, IKSettings
 from mmimic.retarget.keypoints import FULLBODY_POINTS, SIDES
 from mmimic.retarget.source import RetargetError
@@ -54,27 +51,30 @@ class CoordinateMotion:
 
 
 def read_coordinates(
-    path: str | Path, embodiment: Embodiment, ik_model: mujoco.MjModel, fps: float, settings: IKSettings | None = None
+    path: str | Path,
+    embodiment: Embodiment,
+    ik_model: mujoco.MjModel,
+    fps: float,
+    settings: IKSettings | None = None,
+    *,
+    angles: str | None = None,
+    model: str | None = None,
 ) -> CoordinateMotion:
-    """Convert, resample to `fps`, bound and (where segment positions exist) solve the arms of
-    an OpenSim coordinate file (module docstring); `ik_model` is the body's kinematic copy."""
+    """Convert at `fps`, bound and (where segment positions exist) solve the arms of an OpenSim
+    coordinate file (module docstring); `ik_model` is the body's kinematic copy. `angles`
+    ("degrees"/"radians") and `model` (`mmimic.motion.convert.OPENSIM_MODELS`) override what
+    the file says or suggests."""
     path = Path(path)
     if not path.is_file():
         raise RetargetError(path, "no such file")
     try:
-        clip, report = convert_opensim(path, embodiment)
-        with warnings.catch_warnings():  # the converter has already reported the header
-            warnings.simplefilter("ignore", OpenSimHeaderWarning)
-            table = read_opensim_table(path, strict=False)
+        table = read_opensim_table(path, strict=False, angles=angles)
+        clip, report = convert_table(table, embodiment, fps=fps, model=model)
+        source = table.at_rate(fps)
     except ValueError as exc:  # OpenSimFormatError and the converter's errors name the file
         raise RetargetError(path, str(exc).removeprefix(f"{path}: ")) from None
     qpos = clip.qpos.astype(np.float64)
-    segments = _segment_targets(table, ik_model, qpos)
-    if not math.isclose(clip.fps, fps, rel_tol=1e-9):
-        times = np.arange(math.floor((len(qpos) - 1) * fps / clip.fps + 1e-9) + 1) / fps
-        source_times = np.arange(len(qpos)) / clip.fps
-        segments = {k: np.stack([np.interp(times, source_times, v[:, i]) for i in range(3)], axis=1) for k, v in segments.items()}
-        qpos, _ = resample(qpos, None, clip.fps, fps, quaternion_columns(embodiment.mj_model))
+    segments = _segment_targets(source, ik_model, qpos)
     solver = FrameSolver(ik_model, [ik_model.body(FULLBODY_POINTS[k]).id for k in segments], np.ones(len(segments)),
                          [], [], embodiment.initial_qpos(), settings or IKSettings())
     coupling = solver.coupling
@@ -82,7 +82,8 @@ def read_coordinates(
     outside = (values < coupling.lower) | (values > coupling.upper)
     qpos[:, coupling.joint_qpos] = np.clip(values, coupling.lower, coupling.upper)
     coupling.expand(qpos)
-    notes = []
+    notes = [f"angle units: {report.angles_note}", f"{report.model} conventions: {report.model_note}"]
+    notes += [f"columns not used ({reason}): {columns}" for reason, columns in unused_summary(report).items()]
     solved = _solve_arms(solver, qpos, segments) if segments else []
     neutral = [j for j in report.neutral_joints if j not in solved]
     if solved:
@@ -92,7 +93,8 @@ def read_coordinates(
     if outside.any():
         names = [ik_model.joint(int(j)).name for j in coupling.joint_ids[outside.any(axis=0)]]
         notes.append(f"{int(outside.sum())} joint value(s) outside the bounds were held at them: {', '.join(names)}")
-    return CoordinateMotion(path, qpos, fps, clip.fps, clip.num_frames, notes)
+    rate = float(table.rate)
+    return CoordinateMotion(path, qpos, fps, rate, len(table.time), notes)
 
 
 def _segment_targets(table: OpenSimTable, ik_model: mujoco.MjModel, qpos: np.ndarray) -> dict[str, np.ndarray]:

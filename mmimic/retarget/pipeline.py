@@ -91,9 +91,10 @@ class Retargeter:
         self.foot_geoms = np.array([g for g in collision_geoms(model) if model.geom_bodyid[g] in feet])
         self.floor_points = floor_points(model, self.foot_geoms)
 
-    def read_coordinates(self, path: str | Path) -> CoordinateMotion:
-        """An OpenSim coordinate file on the body at the output rate (`opensim` module)."""
-        return read_coordinates(path, self.embodiment, self.ik_model, self.fps, self.settings)
+    def read_coordinates(self, path: str | Path, *, angles: str | None = None, model: str | None = None) -> CoordinateMotion:
+        """An OpenSim coordinate file on the body at the output rate (`opensim` module); `angles`
+        and `model` settle the angle units and the model's conventions where the file does not."""
+        return read_coordinates(path, self.embodiment, self.ik_model, self.fps, self.settings, angles=angles, model=model)
 
     def output_frames(self, motion: SourceMotion | CoordinateMotion) -> int:
         """How many frames the clip of `motion` will have."""

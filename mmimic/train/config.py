@@ -53,6 +53,19 @@ class RunConfig:
 
 
 @dataclass
+class SamplingConfig:
+    """Failure-weighted clip sampling (`mmimic.train.sampling`; reference/musclemimic.md §4.6). On
+    by default; a set of one clip samples it alone either way."""
+
+    failure_weighted: bool = True
+    smoothing: float = 0.2  # EMA weight of the newest iteration's counts, in (0, 1]
+    exponent: float = 1.0  # priority = failure rate ** exponent (0: the manifest weights alone)
+    uniform_mix: float = 0.1  # share drawn by the manifest weights alone, in [0, 1]
+    prior_episodes: float = 10.0  # starting EMA of finished episodes per clip
+    prior_terminations: float = 5.0  # starting EMA of early terminations per clip (rate 0.5)
+
+
+@dataclass
 class TrainConfig:
     """Everything a training run needs besides the motions and the output directory."""
 
@@ -64,6 +77,8 @@ class TrainConfig:
     env: dict[str, Any] = field(default_factory=dict)
     motions: list[str] = field(default_factory=list)
     reward_modules: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)  # manifest categories to train on (empty: all)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -80,6 +95,8 @@ class TrainConfig:
             env=dict(data.get("env", {})),
             motions=list(data.get("motions", [])),
             reward_modules=list(data.get("reward_modules", [])),
+            categories=list(data.get("categories", [])),
+            sampling=SamplingConfig(**data.get("sampling", {})),
         )
 
 
@@ -203,6 +220,11 @@ RULES: dict[str, tuple[Any, str]] = {
     "run.validation_envs": (_positive_int, ">= 1"),
     "run.validation_steps": (_positive_int, ">= 1"),
     "run.keep_checkpoints": (_positive_int, ">= 1"),
+    "sampling.smoothing": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "sampling.exponent": (lambda v: 0 <= v <= 10, "in [0, 10]"),
+    "sampling.uniform_mix": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "sampling.prior_episodes": (lambda v: math.isfinite(v) and v > 0, "> 0 and finite"),
+    "sampling.prior_terminations": (lambda v: math.isfinite(v) and v >= 0, ">= 0 and finite"),
 }
 
 

@@ -22,6 +22,7 @@ CONSOLE_KEYS = (
     ("actor loss", "ppo/loss/actor", "{:.4f}"),
     ("policy std", "ppo/std_mean", "{:.3f}"),
 )
+CATEGORY_FORMAT = "length / early termination / reward per step"
 
 
 class RunLogger:
@@ -69,6 +70,10 @@ class RunLogger:
             shown = [f"{label} {fmt.format(metrics[key])}" for label, key, fmt in CONSOLE_KEYS
                      if metrics.get(key) is not None and math.isfinite(metrics[key])]
             self.console.print(f"iteration {iteration + 1}/{self.total}  " + "  ".join(shown), soft_wrap=True)
+            categories = category_rows(metrics)
+            if len(categories) > 1:
+                self.console.print(f"  by category ({CATEGORY_FORMAT}): " + "  |  ".join(
+                    f"{name} {value}" for name, value in categories), soft_wrap=True, highlight=False)
 
     def _table(self, iteration: int, env_steps: int, metrics: dict[str, float]) -> Table:
         done = iteration - (self.first_iteration or 0) + 1
@@ -81,4 +86,23 @@ class RunLogger:
         for label, key, fmt in CONSOLE_KEYS:
             if key in metrics and metrics[key] is not None and math.isfinite(metrics[key]):
                 table.add_row(label, fmt.format(metrics[key]))
+        categories = category_rows(metrics)
+        if len(categories) > 1:
+            table.add_section()
+            table.add_row("category: " + CATEGORY_FORMAT, "")
+            for name, value in categories:
+                table.add_row(name, value)
         return table
+
+
+def category_rows(metrics: dict[str, float]) -> list[tuple[str, str]]:
+    """(category, "length / early termination / reward") of every `category/<name>/...` metric, in order."""
+    names = list(dict.fromkeys(k.split("/")[1] for k in metrics if k.startswith("category/")))
+
+    def show(value: float | None, fmt: str) -> str:
+        return "–" if value is None or not math.isfinite(value) else fmt.format(value)
+
+    return [(name, " / ".join((show(metrics.get(f"category/{name}/episode_length"), "{:.1f}"),
+                                show(metrics.get(f"category/{name}/early_termination_rate"), "{:.0%}"),
+                                show(metrics.get(f"category/{name}/reward"), "{:.3f}"))))
+            for name in names]

@@ -24,8 +24,10 @@ from mmimic.embodiment import Embodiment, load_embodiment
 from mmimic.env import EnvConfig, ImitationEnv
 from mmimic.motion import MotionLibrary
 from mmimic.ppo import PPO, ActorCritic, ReturnNormalizer, RolloutStorage
+from mmimic.train.clip_stats import ClipStats
 from mmimic.train.config import ConfigError, TrainConfig
 from mmimic.train.logger import RunLogger
+from mmimic.train.sampling import FailureWeightedSampler
 
 
 @dataclass
@@ -138,8 +140,13 @@ class Trainer:
                               f"run.num_envs x run.num_steps = {run.num_envs} x {run.num_steps} = {batch}")
         self.embodiment: Embodiment = load_embodiment(config.embodiment)
         motions = [Path(p) for p in config.motions]
-        self.motions = MotionLibrary(self.embodiment, motions, self.device, split="train")
-        self.validation_motions = self._validation_library(motions)
+        categories = config.categories or None
+        self.motions = MotionLibrary(self.embodiment, motions, self.device, split="train", categories=categories)
+        self.validation_motions = self._validation_library(motions, categories)
+        self.clip_stats = ClipStats(self.motions)
+        # Failure-weighted clip sampling (mmimic.train.sampling); one clip is drawn alone either way.
+        self.sampler = FailureWeightedSampler(config.sampling, self.motions.clip_weight) \
+            if config.sampling.failure_weighted and self.motions.num_clips > 1 else None
         # Each rank draws its own episode starts.
         self.env_fields = {**config.env, "seed": int(config.env.get("seed", run.seed)) + self.rank}
         env_config = EnvConfig.for_embodiment(self.embodiment, **self.env_fields)
@@ -168,9 +175,9 @@ class Trainer:
                 dist.broadcast(tensor, src=0)
         self._stop_requested = False
 
-    def _validation_library(self, motions: list[Path]) -> MotionLibrary:
+    def _validation_library(self, motions: list[Path], categories: list[str] | None) -> MotionLibrary:
         try:
-            return MotionLibrary(self.embodiment, motions, self.device, split="test")
+            return MotionLibrary(self.embodiment, motions, self.device, split="test", categories=categories)
         except ValueError:
             return self.motions  # no held-out clips in the manifests: validate on the training clips
 
@@ -184,6 +191,10 @@ class Trainer:
             self.env_steps = int(checkpoint["env_steps"])
             if checkpoint.get("reward_normalizer") is not None:
                 self.reward_normalizer.load_state_dict(checkpoint["reward_normalizer"])
+            sampler_state = checkpoint.get("extra", {}).get("clip_sampler")
+            if self.sampler is not None and sampler_state is not None:
+                self.sampler.load_state_dict({k: v.to(self.device) for k, v in sampler_state.items()})
+                self.env.set_clip_weights(self.sampler.probabilities)
 
     # ------------------------------------------------------------------ the loop
 
@@ -203,6 +214,7 @@ class Trainer:
                     steps = run.num_steps * run.num_envs * self.world_size
                     self.env_steps += steps
                     metrics = stats.summary(run.num_steps)
+                    metrics.update(self._clip_metrics())
                     metrics.update({f"ppo/{k}": v for k, v in update.items()})
                     metrics.update(self._system_metrics(steps, time.perf_counter() - started))
                     self.iteration += 1
@@ -241,10 +253,12 @@ class Trainer:
             # `obs` is a view of the environment's observation buffer, which step() overwrites with the
             # next observation: keep the one the action was taken from.
             taken_from = obs.clone()
+            clip = self.env.clip.long()  # the episode's clip: step() resets finished worlds to new clips
             next_obs, reward, done, info = self.env.step(action)
             scaled = self.reward_normalizer(reward, done) if self.config.run.normalize_reward else reward
             self.storage.add(taken_from, action, log_prob, value, scaled, done, info["terminated"])
             stats.record_step(reward, done, info)
+            self.clip_stats.record_step(clip, reward, done, info)
             obs = next_obs
         return obs
 
@@ -253,6 +267,18 @@ class Trainer:
         result = self.ppo.update(self.storage, self.iteration)
         self.storage.clear()
         return result
+
+    def _clip_metrics(self) -> dict[str, float]:
+        """Per-category statistics of the rollout; first, with failure-weighted sampling, the clip
+        probabilities updated from its per-clip counts (all ranks' under torchrun) and written into
+        the environment's reset CDF, on the device."""
+        stats = self.clip_stats
+        if self.world_size > 1:
+            dist.all_reduce(stats.totals)
+        if self.sampler is None:
+            return stats.summary()
+        self.env.set_clip_weights(self.sampler.update(stats.episodes, stats.early_terminations))
+        return stats.summary(self.sampler.probabilities)
 
     def _system_metrics(self, steps: int, seconds: float) -> dict[str, float]:
         metrics = {"sps": steps / seconds, "time/iteration_s": seconds}
@@ -274,14 +300,18 @@ class Trainer:
                                                str(self.device), env_config)
         env = self.validation_env
         stats = EpisodeStats(self.device)
+        clip_stats = ClipStats(self.validation_motions)
         normalizer = self.actor_critic.obs_normalizer
         obs = env.reset()
         for _ in range(run.validation_steps):
             mean = self.actor_critic.actor(normalizer.normalize(obs)).float()
             action = mean + torch.exp(self.actor_critic.log_std) * torch.randn_like(mean)
+            clip = env.clip.long()
             obs, reward, done, info = env.step(action)
             stats.record_step(reward, done, info)
-        return {f"validation/{k}": v for k, v in stats.summary(run.validation_steps).items()}
+            clip_stats.record_step(clip, reward, done, info)
+        metrics = {**stats.summary(run.validation_steps), **clip_stats.summary()}
+        return {f"validation/{k}": v for k, v in metrics.items()}
 
     def save(self) -> Path | None:
         """Checkpoint the run (rank 0), keeping the newest `keep_checkpoints`."""
@@ -299,6 +329,7 @@ class Trainer:
             embodiment_name=self.embodiment.name,
             model_hash=self.embodiment.model_hash,
             reward_normalizer=self.reward_normalizer,
+            extra={} if self.sampler is None else {"clip_sampler": self.sampler.state_dict()},
         )
         for old in sorted(self.paths.checkpoints.glob("checkpoint_*.pt"))[: -self.config.run.keep_checkpoints]:
             old.unlink()
