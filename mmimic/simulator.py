@@ -21,6 +21,7 @@ from mmimic.device import resolve_device
 from mmimic.embodiment import Embodiment, load_embodiment
 from mmimic.kernels import simulator as sim_kernels
 from mmimic.muscles import MuscleModel, make_muscle_model
+from mmimic.streams import TorchStreams
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,10 @@ class Simulator:
     `step(excitation)` advances one control step. The torch views (`qpos`, `qvel`, `act`,
     `ctrl`, `actuator_force`, ...) alias the simulator's memory: derived quantities (poses,
     forces) come from the last forward pass, i.e. the start of the last substep, as in MuJoCo.
+
+    Every launch and graph replay runs on torch's current stream (`torch_stream()`). The
+    `launch_*` methods take Warp arrays and do no checks: they are the entry points for a caller
+    recording its own graph (the environment); `step` and `reset` are their checked torch wrappers.
     """
 
     def __init__(
@@ -73,6 +78,7 @@ class Simulator:
         self.overflow_limit = overflow_limit
         self.overflow_check_interval = overflow_check_interval
         self._steps_since_check = 0
+        self._streams = TorchStreams(wp.device_to_torch(self.device))
 
         if muscle_model is None or isinstance(muscle_model, str):
             muscle_model = make_muscle_model(muscle_model or self.embodiment.muscle_model, physics.timestep)
@@ -95,9 +101,10 @@ class Simulator:
             self._overflowing_worlds = wp.zeros(1, dtype=wp.int32)
             self._overflow_steps = wp.zeros(1, dtype=wp.int32)
             self._overflow_bits = wp.zeros(num_envs, dtype=wp.int32)
-            mjw.forward(self.model, self.data)
+            with self.torch_stream():
+                self.launch_forward()
             self._graph = None
-            if capture:
+            if capture:  # on Warp's own stream: torch's legacy default stream cannot be captured
                 with wp.ScopedCapture() as graph_capture:
                     self.launch_control_step()
                 self._graph = graph_capture.graph
@@ -124,6 +131,10 @@ class Simulator:
         """The muscle model's own state (e.g. fatigue compartments) as torch views."""
         return self.muscle_model.state()
 
+    def torch_stream(self) -> wp.ScopedStream:
+        """Make Warp launch on torch's current stream of the simulator's device (nothing on a CPU)."""
+        return self._streams.scope()
+
     def launch_control_step(self) -> None:
         """Launch the kernels of one control step on the current device and stream, without checks.
 
@@ -149,7 +160,7 @@ class Simulator:
         if excitation is not None:
             self._check_excitation(excitation)
             self.ctrl.copy_(excitation)
-        with wp.ScopedDevice(self.device):
+        with wp.ScopedDevice(self.device), self.torch_stream():
             if self._graph is not None:
                 wp.capture_launch(self._graph)
             else:
@@ -183,17 +194,31 @@ class Simulator:
         for name, tensor, width in (("qpos", qpos, nq), ("qvel", qvel, nv)):
             if tensor.shape != (n, width) or tensor.dtype != torch.float32 or tensor.device != self.torch_device:
                 raise ValueError(f"{name} must be float32 of shape ({n}, {width}) on {self.torch_device}, got {tensor.dtype} {tuple(tensor.shape)} on {tensor.device}")
-        with wp.ScopedDevice(self.device):
-            mask_wp = wp.from_torch(mask.contiguous(), dtype=wp.bool)
-            mjw.reset_data(self.model, self.data, reset=mask_wp)
-            wp.launch(
-                sim_kernels.set_state,
-                dim=n,
-                inputs=[mask_wp, wp.from_torch(qpos.contiguous()), wp.from_torch(qvel.contiguous())],
-                outputs=[self.data.qpos, self.data.qvel],
-            )
-            self.muscle_model.reset(mask_wp)
-            mjw.forward(self.model, self.data)
+            bad = (mask & ~torch.isfinite(tensor).all(dim=1)).nonzero().flatten().tolist()  # one host read per reset
+            if bad:
+                raise ValueError(f"{name} has NaN or inf in the row(s) of world(s) {bad[:8]} selected by mask; nothing was reset")
+        with wp.ScopedDevice(self.device), self.torch_stream():
+            view = wp.from_torch
+            self.launch_reset(view(mask.contiguous(), dtype=wp.bool), view(qpos.contiguous()), view(qvel.contiguous()))
+            self.launch_forward()
+
+    def launch_reset(self, mask: wp.array, qpos: wp.array, qvel: wp.array) -> None:
+        """Launch the state reset of the worlds in `mask` (bool, num_envs) to `qpos` / `qvel` (2-D float), without checks.
+
+        Only kernels and memsets, so it may be recorded inside a conditional graph body. Derived
+        quantities are left as they were: follow with `launch_forward`, outside any conditional body.
+        """
+        mjw.reset_data(self.model, self.data, reset=mask)
+        wp.launch(sim_kernels.set_state, dim=self.num_envs, inputs=[mask, qpos, qvel], outputs=[self.data.qpos, self.data.qvel])
+        self.muscle_model.reset(mask)
+
+    def launch_forward(self) -> None:
+        """Launch a forward pass of every world: poses, forces, contacts and sensors of the current state.
+
+        mujoco_warp allocates solver and collision scratch on every call, which CUDA forbids inside a
+        conditional graph body (`wp.capture_if` / `wp.capture_while`): launch it only outside them.
+        """
+        mjw.forward(self.model, self.data)
 
     def overflow_report(self) -> dict[str, int]:
         """Read the overflow counters (one small device-to-host copy) and raise past the limit.
@@ -202,8 +227,9 @@ class Simulator:
         constraint budget, and the overflow kinds seen (bitmask of `mujoco_warp.OverflowType`).
         """
         self._steps_since_check = 0
-        steps = int(self._overflow_steps.numpy()[0])
-        bits = int(np.bitwise_or.reduce(self._overflow_bits.numpy()))
+        with wp.ScopedDevice(self.device), self.torch_stream():
+            steps = int(self._overflow_steps.numpy()[0])
+            bits = int(np.bitwise_or.reduce(self._overflow_bits.numpy()))
         kinds = ", ".join(t.name for t in mjw.OverflowType if t.value and t.value & bits and t.name != "ALL")
         if steps and not self._warned_overflow:
             log.warning("contact/constraint budget overflowed in %d control steps (%s); physics in those worlds is wrong", steps, kinds)

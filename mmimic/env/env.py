@@ -7,7 +7,15 @@ One control step (§1.3) is one captured Warp graph, replayed without host synch
      (clamped at the clip's last frame), build observations, termination, every reward term and
      the total on the post-step state and post-step reference frame, bookkeeping, then, only if
      some world finished (a conditional graph node), the reference-state reset of the finished
-     worlds and their new observations (autoreset).
+     worlds; then a forward pass of every world and the new observations of the finished ones
+     (autoreset).
+
+CUDA forbids memory allocation inside a conditional graph body, and mujoco_warp's forward pass
+allocates solver and collision scratch on every call, so the reset's forward pass runs after the
+conditional node, in every step. mujoco_warp's forward takes no world mask: it always covered
+every world, so with thousands of worlds, where some world finishes in nearly every step, this
+costs nothing; on a CPU with few worlds it adds about one substep to the steps without a reset.
+It leaves the state and the next step's physics unchanged (forward does not touch the warm start).
 
 `EnvConfig.derived`: after `mj_step` MuJoCo's derived quantities (site poses, body velocities,
 muscle lengths and forces, sensors) belong to the start of the last substep. The default
@@ -74,7 +82,8 @@ class ImitationEnv:
         device: str | None = None,
         config: EnvConfig | None = None,
     ) -> None:
-        self.sim = Simulator(embodiment, num_envs, device, overflow_check_interval=0)
+        # The environment records the simulator's kernels inside its own graph; the simulator records none.
+        self.sim = Simulator(embodiment, num_envs, device, overflow_check_interval=0, capture=False)
         self.embodiment = self.sim.embodiment
         self.num_envs = num_envs
         self.device = self.sim.device
@@ -327,9 +336,10 @@ class ImitationEnv:
                      self._last_action, self._done_count],
         )
         if self._conditional:
-            wp.capture_if(self._done_count, on_true=lambda: self._reset_worlds(self._done))
+            wp.capture_if(self._done_count, on_true=lambda: self._restart(self._done))
         else:
-            self._reset_worlds(self._done)
+            self._restart(self._done)
+        self._first_observation(self._done)
 
     def _refresh_derived(self) -> None:
         m, d = self.sim.model, self.sim.data
@@ -373,6 +383,11 @@ class ImitationEnv:
 
     def _reset_worlds(self, mask: wp.array) -> None:
         """Reference-state initialisation of the worlds in `mask` and their first observation."""
+        self._restart(mask)
+        self._first_observation(mask)
+
+    def _restart(self, mask: wp.array) -> None:
+        """Draw a start frame for the worlds in `mask` and set their state to it: kernels only (legal in a conditional body)."""
         ref = self.reference
         wp.launch(
             reset_kernels.sample_reference_starts,
@@ -381,8 +396,11 @@ class ImitationEnv:
             outputs=[self._rng, self._clip, self._clip_step, self._root_offset, self._episode_step,
                      self._episode_return, self._last_action, self._qpos_target, self._qvel_target],
         )
-        t = wp.to_torch
-        self.sim.reset(t(mask), t(self._qpos_target), t(self._qvel_target))
+        self.sim.launch_reset(mask, self._qpos_target, self._qvel_target)
+
+    def _first_observation(self, mask: wp.array) -> None:
+        """A forward pass of every world (never inside a conditional body: it allocates), then the observation of `mask`."""
+        self.sim.launch_forward()
         self._observe(mask, advance=0)
 
     # ------------------------------------------------------------------------ capture, launch
@@ -402,9 +420,8 @@ class ImitationEnv:
             wp.capture_launch(self._graphs[name])
 
     def _scope(self) -> wp.ScopedStream:
-        """Launch on torch's current stream on a GPU, so torch and Warp work stays ordered without syncs."""
-        stream = wp.stream_from_torch(self.torch_device) if self.torch_device.type == "cuda" else None
-        return wp.ScopedStream(stream)
+        """Launch on torch's current stream on a GPU (the simulator's cached Warp stream), so torch and Warp work stay ordered."""
+        return self.sim.torch_stream()
 
     def _check_actions(self, actions: torch.Tensor) -> None:
         expected = (self.num_envs, self.num_actions)
