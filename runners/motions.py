@@ -29,6 +29,7 @@ from rich.table import Table  # noqa: E402
 
 from mmimic.embodiment import Embodiment, EmbodimentError, load_embodiment  # noqa: E402
 from mmimic.motion import MotionError, check_clip, convert_opensim, derive_clip, read_clip, write_clip  # noqa: E402
+from mmimic.motion.convert import OPENSIM_MODELS  # noqa: E402
 from mmimic.motion.manifest import ClipEntry, directory_entries, manifest_problems  # noqa: E402
 
 
@@ -41,7 +42,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     sub = commands.add_parser("validate", help="check every clip and manifest; exit 1 on any problem")
     sub.add_argument("sources", nargs="+", type=Path, help="motion directories or .npz clips")
     sub.add_argument("--embodiment", default=None, help="check against this embodiment (default: each clip's own)")
-    sub = commands.add_parser("convert", help="OpenSim coordinates (.mot/.sto, Rajagopal names) -> clip")
+    sub = commands.add_parser("convert", help="OpenSim coordinates (.mot/.sto: Rajagopal, gait2392, Hamner) -> clip")
     sub.add_argument("file", type=Path, help="OpenSim coordinate table")
     sub.add_argument("--embodiment", default="fullbody", help="a body with a free root (default fullbody)")
     sub.add_argument("--out", type=Path, required=True, help="clip to write (.npz)")
@@ -49,6 +50,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     sub.add_argument("--end", type=float, default=None, help="last time kept (s)")
     sub.add_argument("--source", default=None, help="the clip's source text (default: file and window)")
     sub.add_argument("--license", default="", help="the clip's license text")
+    sub.add_argument("--fps", type=float, default=None, help="the clip's rate (default: the file's)")
+    units = sub.add_mutually_exclusive_group()
+    units.add_argument("--degrees", dest="angles", action="store_const", const="degrees",
+                       help="the angles are in degrees, whatever the header says")
+    units.add_argument("--radians", dest="angles", action="store_const", const="radians",
+                       help="the angles are in radians, whatever the header says")
+    sub.add_argument("--opensim-model", choices=OPENSIM_MODELS, default=None,
+                     help="coordinate conventions: rajagopal (knee flexion positive) or gait2392 (gait2392, "
+                          "gait2354, Hamner: knee flexion negative); default: from the columns")
     sub = commands.add_parser("derive", help="the joints another body shares with a clip (e.g. the arms for bimanual)")
     sub.add_argument("clip", type=Path, help="source clip (.npz)")
     sub.add_argument("--embodiment", required=True, help="target embodiment")
@@ -157,7 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         embodiment = load_embodiment(args.embodiment)
         if args.command == "convert":
             clip, _ = convert_opensim(
-                args.file, embodiment, start=args.start, end=args.end, source=args.source, license=args.license
+                args.file, embodiment, start=args.start, end=args.end, source=args.source, license=args.license,
+                fps=args.fps, angles=args.angles, model=args.opensim_model,
             )
         else:
             clip = derive_clip(read_clip(args.clip), embodiment)

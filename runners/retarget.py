@@ -41,6 +41,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--smpl-model", type=Path, default=None, help="directory of your SMPL-H/SMPL-X model files")
     parser.add_argument("--name-map", type=Path, default=None, help="BVH joint-name map (TOML)")
     parser.add_argument("--scale", type=float, default=None, help="BVH metres per file unit (CMU: 0.056444)")
+    units = parser.add_mutually_exclusive_group()
+    units.add_argument("--degrees", dest="angles", action="store_const", const="degrees",
+                       help="OpenSim angles are in degrees, whatever the file's header says")
+    units.add_argument("--radians", dest="angles", action="store_const", const="radians",
+                       help="OpenSim angles are in radians, whatever the file's header says")
+    parser.add_argument("--opensim-model", choices=("rajagopal", "gait2392"), default=None,
+                        help="OpenSim coordinate conventions: rajagopal (knee flexion positive) or gait2392 "
+                             "(gait2392, gait2354, Hamner: knee flexion negative); default: from the columns")
     parser.add_argument("--keep-failing", action="store_true", help="write clips that fail a quality threshold too")
     parser.add_argument("--license", default="", help="license text stored in every clip")
     args = parser.parse_args(argv)
@@ -80,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.perf_counter()
         try:
             fmt = source_format(path, args.format)
-            motion = (retargeter.read_coordinates(path) if fmt == "opensim"
+            motion = (retargeter.read_coordinates(path, angles=args.angles, model=args.opensim_model) if fmt == "opensim"
                       else read_keypoint_source(path, fmt, options, retargeter.geometry))
             sources.append((path, motion, time.perf_counter() - started))
         except RetargetError as exc:

@@ -35,6 +35,14 @@ QUAT_TOLERANCE = 1e-3
 """A stored quaternion whose norm differs from 1 by more than this refuses the clip; within it
 the quaternion is normalised (bit-exact unit quaternions, |norm - 1| <= 1e-6, are kept as stored)."""
 _EXACT_UNIT = 1e-6
+ROOT_HEIGHT_RANGE = (-0.5, 3.0)
+"""Heights (m, world z, floor at 0) a clip's free root may reach. MyoFullBody's root (the pelvis)
+stands ~0.9 m up and lies ~0.1 m up; the highest jumps lift a pelvis to ~2.5 m (high-jump bar
+record 2.45 m). Beyond is a unit or frame error (angles in degrees read as radians put it 207 m
+up) or a body under the floor."""
+ROOT_SPEED_LIMIT = 15.0
+"""The fastest (m/s, frame to frame) a clip's free root may move: sprinters peak near 12.4 m/s
+and a fall from 3 m lands at 7.7 m/s; faster is a unit error or a jump in the data."""
 _WIDTH = {int(mujoco.mjtJoint.mjJNT_FREE): (7, 6), int(mujoco.mjtJoint.mjJNT_BALL): (4, 3)}
 _DOF_WIDTH = {7: 6, 4: 3, 1: 1}
 
@@ -247,6 +255,9 @@ def fit_problems(clip: MotionClip, embodiment: Embodiment) -> tuple[FittedClip |
         offset = {7: 3, 4: 0}.get(cols.stop - cols.start)
         if offset is not None:
             problems += _quaternion_problems(clip.qpos[:, cols.start + offset : cols.start + offset + 4], name)
+    root = groups.get(embodiment.free_joint) if embodiment.free_joint else None
+    if not problems and root is not None and root.stop - root.start == 7:
+        problems += _root_problems(clip.qpos[:, root.start : root.start + 3], clip.fps, embodiment.free_joint)
     if problems:
         return None, problems
 
@@ -359,6 +370,25 @@ def _nonfinite(values: np.ndarray, field: str, names: tuple[str, ...] | None) ->
     frame, col = (int(i) for i in np.argwhere(bad)[0])
     where = f"column {col} ({names[col]!r})" if names else f"column {col}"
     return [f"{field} has {int(bad.sum())} NaN/inf value(s), the first at frame {frame}, {where}"]
+
+
+def _root_problems(position: np.ndarray, fps: float, joint: str) -> list[str]:
+    """The free root's height outside `ROOT_HEIGHT_RANGE` or speed above `ROOT_SPEED_LIMIT`."""
+    problems = []
+    height = position[:, 2].astype(np.float64)
+    low, high = ROOT_HEIGHT_RANGE
+    outside = (height < low) | (height > high)
+    if outside.any():
+        frame = int(np.argmax(outside))
+        problems.append(f"root {joint!r} height {height[frame]:.4g} m at frame {frame} ({int(outside.sum())} frame(s)) "
+                        f"is outside the plausible {low:g}..{high:g} m")
+    if len(position) > 1 and np.isfinite(fps) and fps > 0:
+        speed = np.linalg.norm(np.diff(position.astype(np.float64), axis=0), axis=1) * fps
+        frame = int(np.argmax(speed))
+        if speed[frame] > ROOT_SPEED_LIMIT:
+            problems.append(f"root {joint!r} moves at {speed[frame]:.4g} m/s between frames {frame} and {frame + 1}, "
+                            f"faster than the plausible {ROOT_SPEED_LIMIT:g} m/s")
+    return problems
 
 
 def _quaternion_problems(quat: np.ndarray, joint: str) -> list[str]:
