@@ -1,8 +1,9 @@
 """Evaluate a checkpoint on every clip: `python runners/eval.py --checkpoint CKPT --motions DIR`.
 
 Every clip runs once from its first frame to its end (batched, deterministic policy, the published
-validation termination unless overridden) and the published tracking metrics are printed per clip
-and overall. `--json` writes them, `--export` writes the per-step trajectories (.npz), and
+validation termination unless overridden) and the published tracking metrics are printed per clip,
+per motion category, per split (train / test, from the manifests) and overall; `--category walk,run`
+keeps some categories. `--json` writes them, `--export` writes the per-step trajectories (.npz), and
 `--report DIR` writes PNG plots and a report.md. Walking clips of a body with feet are also
 compared over the gait cycle with experimental data (`--experiment`, by default the shipped
 OpenSim walking trial): joint angles, ground reaction forces and activation against EMG.
@@ -39,6 +40,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=[],
         help="motion directories or clips (default: the run's training motions)",
     )
+    parser.add_argument("--category", default=None, metavar="NAME[,NAME...]",
+                        help="evaluate the clips of these manifest categories only (default: every clip)")
     parser.add_argument("--num-envs", type=int, default=64, help="clips run in parallel (default 64)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:K (default: a GPU if present)")
     parser.add_argument("--embodiment", default=None, help="body name or directory (default: the checkpoint's)")
@@ -68,6 +71,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.num_envs < 1:
         parser.error(f"--num-envs must be positive, got {args.num_envs}")
+    if args.category is not None:
+        args.category = [c.strip() for c in args.category.split(",") if c.strip()]
+        if not args.category:
+            parser.error("--category needs at least one category name, e.g. --category walk,run")
     for flag in ("site_deviation", "root_deviation", "root_angle", "body_mass"):
         value = getattr(args, flag)
         if value is not None and not value > 0:
@@ -98,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             num_envs=args.num_envs,
             device=args.device,
             thresholds=thresholds,
-            embodiment=args.embodiment,
+            embodiment=args.embodiment, categories=args.category,
         )
         experiments, gait_reason = _experiments(args, setup.embodiment, load_experiment)
     except (CheckpointError, EmbodimentError, MotionError, GaitDataError, ValueError) as exc:
@@ -131,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         "motions": ", ".join(str(m) for m in args.motions) or "the run's training motions",
         "termination": _termination(setup.env.config),
     }
+    if args.category:
+        context["categories"] = ", ".join(args.category)
     if experiments:
         context["experiment"] = (
             f"{args.experiment or DEFAULT_EXPERIMENT} ({len(experiments)} trial(s), body mass "
@@ -232,6 +241,10 @@ def _print_table(console: Console, metrics) -> None:
 
     for name, m in metrics.per_clip.items():
         table.add_row(*row(name, m, False))
+    for kind, groups in (("category", metrics.per_category), ("split", metrics.per_split)):
+        table.add_section()
+        for name, m in groups.items():
+            table.add_row(*row(f"{kind} {name} ({m['episodes']:.0f})", m, True))
     table.add_section()
     table.add_row(*row("overall", metrics.overall, True), style="bold")
     console.print(table)

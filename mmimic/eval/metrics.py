@@ -25,14 +25,16 @@ started at frame 0 covers ``length + 1`` frames when it ended without terminatio
 frame and every frame reached) and ``length`` when it terminated (the frame of the failing
 step is not covered). Overall: ``early_termination_rate`` = terminated / episodes,
 ``frame_coverage`` = sum(covered) / sum(clip frames), ``mean_return`` / ``mean_length`` over
-episodes, and every error pooled over all valid steps of all episodes (step-weighted).
+episodes, and every error pooled over all valid steps of all episodes (step-weighted). The same
+aggregates over the clips of each motion category (``per_category``) and of each manifest
+split, train / test (``per_split``), when the clips' categories and splits are given.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -176,11 +178,15 @@ class RolloutArrays:
 
 @dataclass
 class EvaluationMetrics:
-    """``per_clip[name][metric]`` and ``overall[metric]`` as floats (NaN where undefined, e.g. an
-    error of an episode with no valid step, or root errors of a fixed-base body)."""
+    """``per_clip[name][metric]``, ``overall[metric]``, and the overall metrics of each category
+    (``per_category[category][metric]``) and split (``per_split["train" | "test"][metric]``) as
+    floats (NaN where undefined, e.g. an error of an episode with no valid step, or root errors of
+    a fixed-base body)."""
 
     per_clip: dict[str, dict[str, float]]
     overall: dict[str, float]
+    per_category: dict[str, dict[str, float]] = field(default_factory=dict)
+    per_split: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """JSON-ready: NaN becomes None."""
@@ -188,7 +194,11 @@ class EvaluationMetrics:
         def clean(d: dict[str, float]) -> dict[str, float | None]:
             return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
 
-        return {"overall": clean(self.overall), "per_clip": {n: clean(m) for n, m in self.per_clip.items()}}
+        def table(rows: dict[str, dict[str, float]]) -> dict[str, dict[str, float | None]]:
+            return {n: clean(m) for n, m in rows.items()}
+
+        return {"overall": clean(self.overall), "per_category": table(self.per_category),
+                "per_split": table(self.per_split), "per_clip": table(self.per_clip)}
 
 
 def _per_step_errors(r: RolloutArrays, root_adr: int, quat_cols: Sequence[int]) -> dict[str, torch.Tensor]:
@@ -214,15 +224,22 @@ def _masked_mean(values: torch.Tensor, valid: torch.Tensor, dim: int | None) -> 
 
 
 def compute_metrics(
-    rollout: RolloutArrays, clip_names: Sequence[str], root_adr: int, quat_cols: Sequence[int]
+    rollout: RolloutArrays,
+    clip_names: Sequence[str],
+    root_adr: int,
+    quat_cols: Sequence[int],
+    categories: Sequence[str] | None = None,
+    splits: Sequence[str] | None = None,
 ) -> EvaluationMetrics:
     """Every metric of the module docstring per episode (named by ``clip_names``, one episode per
-    clip) and overall. ``root_adr`` is the free root's qpos address (-1 for a fixed base) and
-    ``quat_cols`` the first qpos column of every quaternion."""
+    clip), overall, and per category and split of the clips (``categories`` / ``splits``, one per
+    episode, groups in sorted order). ``root_adr`` is the free root's qpos address (-1 for a fixed
+    base) and ``quat_cols`` the first qpos column of every quaternion."""
     valid = torch.as_tensor(rollout.valid, dtype=torch.bool)
     e = valid.shape[0]
-    if len(clip_names) != e:
-        raise ValueError(f"clip_names has {len(clip_names)} names for {e} episodes")
+    for what, names in (("clip_names", clip_names), ("categories", categories), ("splits", splits)):
+        if names is not None and len(names) != e:
+            raise ValueError(f"{what} has {len(names)} names for {e} episodes")
     length = _t(rollout.episode_length)
     terminated = torch.as_tensor(rollout.terminated, dtype=torch.bool)
     clip_length = _t(rollout.clip_length)
@@ -231,10 +248,27 @@ def compute_metrics(
 
     steps = _per_step_errors(rollout, root_adr, quat_cols)
     per_episode = {name: _masked_mean(v, valid, 1) for name, v in steps.items()}
-    pooled = {name: _masked_mean(v, valid, None) for name, v in steps.items()}
     for name in _RMSE:
         per_episode[name] = per_episode[name].sqrt()
-        pooled[name] = pooled[name].sqrt()
+
+    def aggregate(episodes: torch.Tensor) -> dict[str, float]:
+        """The overall metrics of the episodes selected by the (E,) mask."""
+        pooled = {name: _masked_mean(v, valid & episodes[:, None], None) for name, v in steps.items()}
+        for name in _RMSE:
+            pooled[name] = pooled[name].sqrt()
+        return {
+            "episodes": float(episodes.sum()),
+            "early_termination_rate": float(terminated[episodes].to(torch.float64).mean()),
+            "frame_coverage": float(covered[episodes].sum() / clip_length[episodes].sum()),
+            "mean_return": float(ret[episodes].mean()),
+            "mean_length": float(length[episodes].mean()),
+            **{name: float(pooled[name]) for name in ERROR_METRICS},
+        }
+
+    def grouped(labels: Sequence[str] | None) -> dict[str, dict[str, float]]:
+        if labels is None:
+            return {}
+        return {g: aggregate(torch.tensor([label == g for label in labels], dtype=torch.bool)) for g in sorted(set(labels))}
 
     per_clip = {}
     for i, clip in enumerate(clip_names):
@@ -247,12 +281,6 @@ def compute_metrics(
         }
         row.update({name: float(per_episode[name][i]) for name in ERROR_METRICS})
         per_clip[str(clip)] = row
-    overall = {
-        "episodes": float(e),
-        "early_termination_rate": float(terminated.to(torch.float64).mean()),
-        "frame_coverage": float(covered.sum() / clip_length.sum()),
-        "mean_return": float(ret.mean()),
-        "mean_length": float(length.mean()),
-        **{name: float(pooled[name]) for name in ERROR_METRICS},
-    }
-    return EvaluationMetrics(per_clip=per_clip, overall=overall)
+    overall = aggregate(torch.ones(e, dtype=torch.bool))
+    return EvaluationMetrics(per_clip=per_clip, overall=overall, per_category=grouped(categories),
+                             per_split=grouped(splits))

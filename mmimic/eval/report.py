@@ -233,6 +233,14 @@ def write_report(
             ],
         )
     )
+    for kind, groups in (("category", metrics.per_category), ("split", metrics.per_split)):
+        if groups:
+            md.append(f"By {kind}:\n")
+            md.append(_table([kind, "clips", "early termination", "frame coverage", "mean return", "mean length",
+                              *SHORT_LABELS.values()],
+                             [[name, _fmt(m["episodes"]), f"{m['early_termination_rate']:.1%}",
+                               f"{m['frame_coverage']:.1%}", _fmt(m["mean_return"], 4), _fmt(m["mean_length"], 4),
+                               *(_fmt(m[k]) for k in ERROR_LABELS)] for name, m in groups.items()]))
     md.append(
         _table(
             ["clip", "frames", "steps", "terminated", "coverage", "return", *SHORT_LABELS.values()],

@@ -230,11 +230,13 @@ def prepare(
     device: str | None = None,
     thresholds: Thresholds = Thresholds(),
     embodiment: str | Path | None = None,
+    categories: Sequence[str] | None = None,
 ) -> EvalSetup:
     """Load the checkpoint, its body (or ``embodiment``) and ``motions``, and build an environment of
     at most ``num_envs`` worlds with the checkpoint's settings (and reward modules), the validation
     termination with ``thresholds`` applied and a horizon as long as the longest clip. Empty
-    ``motions`` means the run's training motions. A checkpoint that does not fit
+    ``motions`` means the run's training motions (every split); ``categories`` keeps the clips of
+    those manifest categories. A checkpoint that does not fit
     raises :class:`mmimic.CheckpointError`, a clip made for another body
     :class:`mmimic.motion.MotionError`."""
     if num_envs < 1:
@@ -248,7 +250,7 @@ def prepare(
     if not sources:
         raise ValueError(f"checkpoint {path} records no training motions; name the motions to evaluate")
     env_device = resolve_device(device)
-    library = MotionLibrary(body, [Path(m) for m in sources], torch.device(env_device))
+    library = MotionLibrary(body, [Path(m) for m in sources], torch.device(env_device), categories=categories)
     config = _env_config(checkpoint, body, thresholds, int(library.clip_length.max()))
     env = ImitationEnv(body, library, min(num_envs, library.num_clips), env_device, config)
     check_compatible(checkpoint, obs_layout=env.obs_layout, embodiment_name=body.name, model_hash=body.model_hash)
@@ -278,7 +280,12 @@ def evaluate(setup: EvalSetup, record_muscles: bool = False) -> EvaluationResult
         clip_length=library.clip_length.cpu().numpy(),
     )
     metrics = compute_metrics(
-        trajectories.rollout_arrays(), trajectories.clip_names, root, quaternion_columns(setup.embodiment.mj_model)
+        trajectories.rollout_arrays(),
+        trajectories.clip_names,
+        root,
+        quaternion_columns(setup.embodiment.mj_model),
+        categories=library.clip_categories,
+        splits=library.clip_splits,
     )
     return EvaluationResult(setup.checkpoint, setup.embodiment, env.config, metrics, trajectories)
 
