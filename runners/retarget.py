@@ -49,6 +49,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--opensim-model", choices=("rajagopal", "gait2392"), default=None,
                         help="OpenSim coordinate conventions: rajagopal (knee flexion positive) or gait2392 "
                              "(gait2392, gait2354, Hamner: knee flexion negative); default: from the columns")
+    lab = parser.add_argument_group("marker trials (.trc, .c3d)")
+    lab.add_argument("--markers", type=Path, default=None,
+                     help="marker set: an OpenSim model with a <MarkerSet> (.osim) or a marker map (.toml)")
+    lab.add_argument("--static", type=Path, default=None, help="static trial to register the markers on (default: the first frames)")
+    lab.add_argument("--ik-tasks", type=Path, default=None, help="OpenSim IK task set XML: the marker weights")
+    lab.add_argument("--up", choices=("y", "z"), default=None,
+                     help="the marker files' vertical axis (default: C3D POINT:Y_SCREEN; TRC y, as OpenSim writes)")
     parser.add_argument("--keep-failing", action="store_true", help="write clips that fail a quality threshold too")
     parser.add_argument("--license", default="", help="license text stored in every clip")
     args = parser.parse_args(argv)
@@ -63,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mmimic.embodiment import load_embodiment
     from mmimic.motion import write_clip
     from mmimic.retarget import ReadOptions, Retargeter, RetargetError, derive, read_name_map
+    from mmimic.retarget.marker_ik import MARKER_SUFFIXES, prepare_markers, read_trial
+    from mmimic.retarget.markers import read_ik_tasks, read_marker_set
     from mmimic.retarget.readers import read_keypoint_source, source_format
     from mmimic.retarget.report import clip_entry, overall, write_json
 
@@ -79,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         fullbody = load_embodiment("fullbody")
         target = load_embodiment("bimanual") if args.embodiment == "bimanual" else None
         retargeter = Retargeter(fullbody)
+        marker_set = read_marker_set(args.markers, fullbody.mj_model) if args.markers else None
+        tasks = read_ik_tasks(args.ik_tasks)[0] if args.ik_tasks else None
+        static = read_trial(args.static, args.up) if args.static else None
     except (RetargetError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         return 1
@@ -87,6 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in args.sources:
         started = time.perf_counter()
         try:
+            if path.suffix.lower() in MARKER_SUFFIXES:
+                if marker_set is None:
+                    raise RetargetError(path, "a marker trial needs its marker set: --markers MODEL.osim or MAP.toml")
+                sources.append((path, prepare_markers(read_trial(path, args.up), marker_set, fullbody.mj_model,
+                                                      retargeter.rest, tasks, static), time.perf_counter() - started))
+                continue
             fmt = source_format(path, args.format)
             motion = (retargeter.read_coordinates(path, angles=args.angles, model=args.opensim_model) if fmt == "opensim"
                       else read_keypoint_source(path, fmt, options, retargeter.geometry))

@@ -19,6 +19,7 @@ without its 2000 sites and 400 geoms `mj_kinematics` + `mj_comPos` cost 6 us ins
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import mujoco
@@ -49,10 +50,12 @@ class IKSettings:
     refine_anchor_weight: float = 0.1
 
 
-def kinematic_model(model: mujoco.MjModel) -> mujoco.MjModel:
+def kinematic_model(model: mujoco.MjModel, points: Sequence[tuple[str, int, np.ndarray]] = ()) -> mujoco.MjModel:
     """A copy of `model`'s kinematic tree only: the same bodies, joints (types, axes, ranges,
     reference values) and joint equality constraints, in the same order, with unit masses and
-    no geoms, sites, tendons or actuators. Its body poses equal the full model's for any qpos."""
+    no geoms, sites, tendons or actuators. Its body poses equal the full model's for any qpos.
+    `points` (name, body id, position in the body) add joint-less child bodies whose origins
+    are those points (markers for `FrameSolver`); look bodies up by name in a model with points."""
     spec = mujoco.MjSpec()
     spec.compiler.degree = False
     bodies = [spec.worldbody]
@@ -67,6 +70,10 @@ def kinematic_model(model: mujoco.MjModel) -> mujoco.MjModel:
                 joint.limited = mujoco.mjtLimited.mjLIMITED_TRUE if model.jnt_limited[j] else mujoco.mjtLimited.mjLIMITED_FALSE
                 joint.ref = model.qpos0[model.jnt_qposadr[j]]
         bodies.append(body)
+    for name, parent, pos in points:
+        point = bodies[parent].add_body(name=name, pos=pos)
+        point.explicitinertial = True
+        point.mass, point.inertia = 1.0, [1e-2, 1e-2, 1e-2]
     for i in np.flatnonzero(model.eq_type == mujoco.mjtEq.mjEQ_JOINT):
         eq = spec.add_equality(
             type=mujoco.mjtEq.mjEQ_JOINT, objtype=mujoco.mjtObj.mjOBJ_JOINT, name1=model.joint(model.eq_obj1id[i]).name,
@@ -148,6 +155,10 @@ class FrameSolver:
         self._floor_z: float | None = None
         self._hold = np.zeros(self.coupling.size, dtype=bool)
         self.history: list[np.ndarray] = []
+
+    def set_point_weights(self, weights: np.ndarray) -> None:
+        """New point weights (K,) for the solves that follow (0: a point without a target)."""
+        self._weights[: 3 * len(self.point_bodies)] = np.repeat(np.asarray(weights, dtype=np.float64), 3)
 
     def residual(self, qpos: np.ndarray, points: np.ndarray, frames: np.ndarray) -> np.ndarray:
         """Unweighted residuals at `qpos`: point errors (K x 3), then rotation errors (S x 3)."""

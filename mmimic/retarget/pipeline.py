@@ -25,6 +25,7 @@ from mmimic.motion import MotionClip, column_names, derive_clip, fit_clip
 from mmimic.motion.resample import differentiate
 from mmimic.retarget.ground import collision_geoms, ground, lowest_points
 from mmimic.retarget.ik import FrameSolver, IKSettings, floor_points, kinematic_model
+from mmimic.retarget.marker_ik import MarkerMotion, solve_markers
 from mmimic.retarget.keypoints import FULLBODY_LANDMARKS, FULLBODY_POINTS, FULLBODY_SEGMENTS, MID_HIP, SIDES, midpoint
 from mmimic.retarget.opensim import CoordinateMotion, read_coordinates
 from mmimic.retarget.quality import Thresholds, clip_quality
@@ -96,7 +97,7 @@ class Retargeter:
         and `model` settle the angle units and the model's conventions where the file does not."""
         return read_coordinates(path, self.embodiment, self.ik_model, self.fps, self.settings, angles=angles, model=model)
 
-    def output_frames(self, motion: SourceMotion | CoordinateMotion) -> int:
+    def output_frames(self, motion: SourceMotion | CoordinateMotion | MarkerMotion) -> int:
         """How many frames the clip of `motion` will have."""
         if isinstance(motion, CoordinateMotion):
             return len(motion.qpos)
@@ -104,7 +105,7 @@ class Retargeter:
 
     def run(
         self,
-        motion: SourceMotion | CoordinateMotion,
+        motion: SourceMotion | CoordinateMotion | MarkerMotion,
         progress: Callable[[int], None] | None = None,
         read_seconds: float = 0.0,
     ) -> RetargetResult:
@@ -116,6 +117,9 @@ class Retargeter:
                 progress(len(motion.qpos))
             details = {"reader": "opensim coordinates", "source_frames": motion.source_frames, "source_fps": motion.source_fps}
             return self._finish(motion.qpos, start, motion.path, "opensim coordinates", motion.notes, details, {})
+        if isinstance(motion, MarkerMotion):
+            qpos, details, metrics = solve_markers(motion, self.embodiment.mj_model, self.rest, self.fps, self.settings, progress)
+            return self._finish(qpos, start, motion.path, motion.reader, motion.notes, details, metrics)
         source = motion
         targets = body_targets(source, self.geometry, self.fps)
         names, segments = list(targets.positions), list(targets.frames)
