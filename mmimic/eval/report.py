@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mmimic.anatomy import AnatomyComparison, anatomy_markdown  # noqa: E402
 from mmimic.eval.gait import CurveComparison  # noqa: E402
 from mmimic.eval.metrics import ERROR_METRICS, EvaluationMetrics  # noqa: E402
 from mmimic.eval.validation import GaitComparison  # noqa: E402
@@ -206,12 +207,14 @@ def write_report(
     gait: dict[str, GaitComparison] | None = None,
     gait_skipped: dict[str, str] | None = None,
     notes: Sequence[str] = (),
+    anatomy: AnatomyComparison | None = None,
 ) -> Path:
     """Write every plot and ``report.md`` into ``directory``; returns the report's path.
 
     ``context`` lists facts shown first (checkpoint, body, termination, ...); ``gait`` holds the
     comparison of each clip validated against experimental data, ``gait_skipped`` why other
-    clips were not.
+    clips were not; ``anatomy`` (`mmimic.anatomy.compare_with_opensim`) adds the muscle paths
+    against OpenSim with one plot per muscle.
     """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
@@ -274,6 +277,8 @@ def write_report(
         md.append(_gait_section(clip, comparison, images))
     if gait_skipped:
         md.append("Clips not compared:\n\n" + "".join(f"- {clip}: {reason}\n" for clip, reason in gait_skipped.items()))
+    if anatomy is not None:
+        md.append(anatomy_markdown(anatomy, out))
     if notes:
         md.append("## Notes\n" + "".join(f"- {n}\n" for n in notes))
     path = out / "report.md"
