@@ -14,8 +14,9 @@ import warp as wp
 from mmimic.embodiment import Embodiment
 from mmimic.env import ImitationEnv
 from mmimic.ppo import PPO, ActorCritic, RolloutStorage
+from mmimic.ppo.storage import Minibatch
 from mmimic.simulator import Simulator
-from mmimic.train.config import TrainConfig
+from mmimic.train.config import NetworkConfig, PPOConfig, TrainConfig
 
 
 @dataclass
@@ -169,3 +170,54 @@ def training_throughput(env: ImitationEnv, config: TrainConfig, iterations: int,
         other=max(totals["iteration"] - totals["env"] - totals["policy"] - totals["update"], 0.0) / iterations,
         steps_per_iteration=run.num_steps * env.num_envs,
     )
+
+
+# Operators that only make a view or read metadata: no kernel runs for them.
+_VIEW_OPS = frozenset(
+    f"aten::{name}" for name in (
+        "view", "_unsafe_view", "reshape", "t", "transpose", "permute", "expand", "as_strided", "unsqueeze",
+        "squeeze", "select", "slice", "split", "split_with_sizes", "unbind", "chunk", "narrow", "alias", "detach",
+        "view_as", "expand_as", "empty", "empty_like", "empty_strided", "resolve_conj", "resolve_neg", "lift_fresh",
+        "result_type", "numpy_T", "mT", "matrix_H", "_reshape_alias", "set_",
+    )
+)
+
+
+def minibatch_update_ops(num_obs: int, num_actions: int, network: NetworkConfig, ppo_config: PPOConfig,
+                         batch_size: int = 64, seed: int = 0) -> dict[str, int]:
+    """Operators dispatched by one PPO minibatch update, counted with torch.profiler on the CPU.
+
+    Counts the outermost aten operators (views left out), each one or a few kernel launches on a GPU,
+    for the whole step (forward, backward, clipping, optimiser) and for the optimiser step alone. The count depends on the layer shapes, not on `batch_size` or the data.
+    """
+    torch.manual_seed(seed)
+    actor_critic = ActorCritic(num_obs, num_actions, network.actor_hidden, network.critic_hidden, network.init_std,
+                               residual=network.residual)
+    ppo = PPO(actor_critic, ppo_config, "cpu")
+    batch = Minibatch(torch.randn(batch_size, num_obs), torch.randn(batch_size, num_actions),
+                      torch.randn(batch_size), torch.randn(batch_size), torch.randn(batch_size),
+                      torch.randn(batch_size))
+    ppo._step(batch)  # a first step creates lazily built state; the second is the one counted
+    counts = {}
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        ppo._step(batch)
+    counts["minibatch"] = _kernel_ops(prof.events())
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:  # the step's gradients
+        ppo.optimizer.step(torch.ones((), dtype=torch.bool))
+    counts["optimizer"] = _kernel_ops(prof.events())
+    return counts
+
+
+def _kernel_ops(events) -> int:
+    """Outermost aten operators that are not views: what the Python code and autograd dispatch, each of
+    them one or a few kernels on a GPU (a `_foreach_` operator one fused multi-tensor kernel)."""
+    return sum(1 for e in events if e.name.startswith("aten::") and e.name not in _VIEW_OPS and not _inside_aten(e))
+
+
+def _inside_aten(event) -> bool:
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name.startswith("aten::"):
+            return True
+        parent = parent.cpu_parent
+    return False
