@@ -21,6 +21,7 @@ setup(
         "smplx>=0.1.28",
         "tensorboard>=2.15",
         "rich>=13",
+        "ezc3d>=1.5",
         "matplotlib>=3.8",
         "imageio>=2.31",
         "imageio-ffmpeg>=0.5",
