@@ -141,10 +141,11 @@ def test_unused_columns_listed_once(fullbody, caplog: pytest.LogCaptureFixture) 
 
 
 @pytest.fixture(scope="module")
-def retargeted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def retargeted(fullbody, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("legacy_retarget")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), pytest.MonkeyPatch.context() as patch:
         warnings.simplefilter("ignore", UserWarning)
+        patch.setattr("mmimic.embodiment.load_embodiment", lambda name: fullbody)  # compiled once per session
         assert _runner("retarget").main([str(WALK), str(RUN), "--embodiment", "fullbody", "--out", str(out)]) == 0
     return out
 
@@ -166,11 +167,13 @@ def test_retargeted_clip_follows_the_source(retargeted: Path, path: Path, fullbo
 
 def test_convert_runner_resamples_to_the_clip_rate(tmp_path: Path, fullbody) -> None:
     out = tmp_path / "run.npz"
+    motions = _runner("motions")
+    motions.load_embodiment = lambda name: fullbody  # compiled once per session
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        assert _runner("motions").main(["convert", str(RUN), "--out", str(out), "--fps", "100"]) == 0
+        assert motions.main(["convert", str(RUN), "--out", str(out), "--fps", "100"]) == 0
     clip = read_clip(out)
     assert clip.fps == 100.0 and clip.num_frames == 69  # 0.683 s of 1 kHz rows
     for joint, (r, rmse) in _follows_source(clip.qpos, clip.fps, RUN, fullbody.mj_model).items():
         assert r >= 0.99 and rmse <= 3.0, f"{joint}: r {r:.4f}, RMSE {rmse:.2f} deg"
-    assert _runner("motions").main(["validate", str(out)]) == 0
+    assert motions.main(["validate", str(out)]) == 0
