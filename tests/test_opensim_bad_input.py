@@ -138,7 +138,8 @@ def test_degrees_forced_to_radians_never_becomes_a_clip(motions, tmp_path: Path,
     out = tmp_path / "walk.npz"
     assert _convert(motions, TRIAL, out, "--radians") == 1
     text = " ".join(capsys.readouterr().out.split())
-    assert "coordinates_full_trial_100hz.mot" in text and "outside the plausible -0.5..3 m" in text
+    assert "coordinates_full_trial_100hz.mot: the converted root 'root' height" in text
+    assert "outside the plausible -0.5..3 m" in text and "read in radians as the caller said" in text
     assert not out.exists()
 
 

@@ -257,7 +257,7 @@ def fit_problems(clip: MotionClip, embodiment: Embodiment) -> tuple[FittedClip |
             problems += _quaternion_problems(clip.qpos[:, cols.start + offset : cols.start + offset + 4], name)
     root = groups.get(embodiment.free_joint) if embodiment.free_joint else None
     if not problems and root is not None and root.stop - root.start == 7:
-        problems += _root_problems(clip.qpos[:, root.start : root.start + 3], clip.fps, embodiment.free_joint)
+        problems += root_problems(clip.qpos[:, root.start : root.start + 3], clip.fps, embodiment.free_joint)
     if problems:
         return None, problems
 
@@ -372,7 +372,7 @@ def _nonfinite(values: np.ndarray, field: str, names: tuple[str, ...] | None) ->
     return [f"{field} has {int(bad.sum())} NaN/inf value(s), the first at frame {frame}, {where}"]
 
 
-def _root_problems(position: np.ndarray, fps: float, joint: str) -> list[str]:
+def root_problems(position: np.ndarray, fps: float, joint: str) -> list[str]:
     """The free root's height outside `ROOT_HEIGHT_RANGE` or speed above `ROOT_SPEED_LIMIT`."""
     problems = []
     height = position[:, 2].astype(np.float64)

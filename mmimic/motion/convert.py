@@ -44,7 +44,7 @@ from mmimic.coupling import Coupling
 from mmimic.embodiment import Embodiment
 from mmimic.eval.gait import COORDINATE_TO_JOINT
 from mmimic.io.opensim import OpenSimFormatError, OpenSimTable, read_opensim_table
-from mmimic.motion.clip import MotionClip, column_names, model_joints, select_joints
+from mmimic.motion.clip import MotionClip, column_names, model_joints, root_problems, select_joints
 
 log = logging.getLogger(__name__)
 
@@ -324,6 +324,10 @@ def convert_table(
             reason = "marker positions" if re.search(r"_t[xyz]$", label) else "no MyoFullBody counterpart"
             report.unused_columns[label] = _NOT_CONVERTED.get(stem, reason)
     _ground(mj_model, qpos, root.start + 2, report)
+    problems = root_problems(qpos[:, root.start : root.start + 3], fps or rate, embodiment.free_joint)
+    if problems:
+        raise ValueError(f"{path}: the converted {'; '.join(problems)}; angle units: {report.angles_note} "
+                         f"(if wrong, say which with --degrees or --radians)")
     _log_report(path, report)
     window = f"t = {table.time[0]:.3f}..{table.time[-1]:.3f} s"
     resampled = f", resampled from {rate:.6g} Hz" if fps is not None else ""
