@@ -39,9 +39,15 @@ def nearest(name: str, known: Iterable[str]) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
+def is_allocation_failure(exc: BaseException) -> bool:
+    """numpy's MemoryError, torch's OutOfMemoryError, or Warp's RuntimeError 'Failed to allocate N bytes'."""
+    return isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or (
+        isinstance(exc, RuntimeError) and str(exc).startswith("Failed to allocate"))
+
+
 def describe(exc: BaseException, memory_hint: str = "") -> str:
     """One sentence for an error a user can fix: the path or value it names and what to do."""
-    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+    if is_allocation_failure(exc):
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "allocation failed"
         return f"out of memory ({first}); {memory_hint or 'use a smaller problem'}"
     if isinstance(exc, OSError) and exc.strerror:
@@ -69,8 +75,9 @@ def run_main(
     MotionError...), CheckpointError, OSError, allocation failures and the runner's `extra` types."""
     try:
         return body()
-    except (UsageError, ValueError, CheckpointError, OSError, MemoryError, torch.OutOfMemoryError, *extra) as exc:
-        if debug:
+    except (UsageError, ValueError, CheckpointError, OSError, MemoryError, RuntimeError, *extra) as exc:
+        friendly = not isinstance(exc, RuntimeError) or isinstance(exc, (CheckpointError, *extra)) or is_allocation_failure(exc)
+        if debug or not friendly:
             raise
         console.print(f"[red]error:[/red] {describe(exc, memory_hint)}", highlight=False, soft_wrap=True)
         return EXIT_USAGE

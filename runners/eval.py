@@ -68,6 +68,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     gait.add_argument("--side", choices=("r", "l"), default="r", help="foot whose strides define the cycle")
     gait.add_argument("--no-gait", action="store_true", help="skip the gait comparison")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)
     if args.num_envs < 1:
         parser.error(f"--num-envs must be positive, got {args.num_envs}")
@@ -91,26 +92,32 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     if not console.is_terminal:  # logs and pipes: room for the metrics table
         console = Console(width=150)
-    from mmimic.checkpoint import CheckpointError
-    from mmimic.embodiment import EmbodimentError
-    from mmimic.eval.rollout import Thresholds, evaluate, export_npz, prepare
-    from mmimic.eval.validation import GaitDataError, load_experiment
-    from mmimic.motion import MotionError
+    from mmimic.cli import run_main
 
+    return run_main(lambda: _evaluate(args, console), console, debug=args.debug,
+                    memory_hint="evaluate fewer clips at a time (--num-envs)")
+
+
+def _evaluate(args: argparse.Namespace, console: Console) -> int:
+    from mmimic.cli import check_output_dir, check_output_file
+    from mmimic.eval.rollout import Thresholds, evaluate, export_npz, prepare
+    from mmimic.eval.validation import load_experiment
+
+    for path, flag in ((args.json, "--json"), (args.export, "--export")):
+        if path is not None:
+            check_output_file(path, flag)
+    if args.report is not None:
+        check_output_dir(args.report, "--report")
     thresholds = Thresholds(args.site_deviation, args.root_deviation, args.root_angle, args.no_termination)
-    try:
-        setup = prepare(
-            args.checkpoint,
-            args.motions,
-            num_envs=args.num_envs,
-            device=args.device,
-            thresholds=thresholds,
-            embodiment=args.embodiment, categories=args.category,
-        )
-        experiments, gait_reason = _experiments(args, setup.embodiment, load_experiment)
-    except (CheckpointError, EmbodimentError, MotionError, GaitDataError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        return 2
+    setup = prepare(
+        args.checkpoint,
+        args.motions,
+        num_envs=args.num_envs,
+        device=args.device,
+        thresholds=thresholds,
+        embodiment=args.embodiment, categories=args.category,
+    )
+    experiments, gait_reason = _experiments(args, setup.embodiment, load_experiment)
     console.print(
         f"{setup.library.num_clips} clip(s) of {setup.embodiment.name}, {setup.env.num_envs} at a time on "
         f"{setup.env.device}; termination: {_termination(setup.env.config)}"

@@ -63,6 +63,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     sub.add_argument("clip", type=Path, help="source clip (.npz)")
     sub.add_argument("--embodiment", required=True, help="target embodiment")
     sub.add_argument("--out", type=Path, required=True, help="clip to write (.npz)")
+    for sub in (commands.choices["convert"], commands.choices["derive"]):
+        sub.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     return parser.parse_args(argv)
 
 
@@ -163,6 +165,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return show(args.sources, console, detailed=args.command == "inspect")
     if args.command == "validate":
         return validate(args.sources, args.embodiment, console)
+    from mmimic.cli import run_main
+
+    return run_main(lambda: write(args, console), console, debug=args.debug)
+
+
+def write(args: argparse.Namespace, console: Console) -> int:
+    """`convert` or `derive`: exit 1 for a source or clip that cannot be used, nothing written; 2 (through
+    `run_main`) for an output path that cannot be written."""
+    from mmimic.cli import check_output_file
+    from mmimic.motion.clip import fit_problems
+
+    check_output_file(args.out, "--out")
+    source = args.file if args.command == "convert" else args.clip
     try:
         embodiment = load_embodiment(args.embodiment)
         if args.command == "convert":
@@ -172,10 +187,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         else:
             clip = derive_clip(read_clip(args.clip), embodiment)
-        write_clip(args.out, clip)
+        problems = fit_problems(clip, embodiment)[1]
+        if problems:
+            raise MotionError(source, [f"the {args.command}d clip does not fit embodiment {embodiment.name!r}, "
+                                       f"{args.out} not written: {'; '.join(problems)}"])
     except ValueError as exc:  # MotionError, EmbodimentError, OpenSimFormatError are ValueErrors
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         return 1
+    write_clip(args.out, clip)
     console.print(f"wrote {args.out}: {clip.num_frames} frames at {clip.fps:g} fps for {clip.embodiment}", highlight=False)
     return 0
 

@@ -47,6 +47,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-activation-colors", action="store_true", help="keep the model's muscle colours")
     parser.add_argument("--no-termination", action="store_true", help="play the whole clip whatever the deviation")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:K")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)
     if args.steps is not None and args.steps < 1:
         parser.error(f"--steps must be positive, got {args.steps}")
@@ -67,23 +68,24 @@ def main(argv: list[str] | None = None) -> int:
             "[red]error:[/red] no display for the interactive viewer; pass --video out.mp4 to render offscreen"
         )
         return 2
+    from mmimic.cli import run_main
 
-    from mmimic.checkpoint import CheckpointError
-    from mmimic.embodiment import EmbodimentError
+    return run_main(lambda: _run(args, console), console, debug=args.debug)
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    from mmimic.cli import check_output_file
     from mmimic.eval.rollout import Thresholds, prepare
-    from mmimic.motion import MotionError
 
-    try:
-        setup = prepare(
-            args.checkpoint,
-            [args.motion],
-            num_envs=1,
-            device=args.device,
-            thresholds=Thresholds(no_termination=args.no_termination),
-        )
-    except (CheckpointError, EmbodimentError, MotionError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        return 2
+    if args.video is not None:
+        check_output_file(args.video, "--video")
+    setup = prepare(
+        args.checkpoint,
+        [args.motion],
+        num_envs=1,
+        device=args.device,
+        thresholds=Thresholds(no_termination=args.no_termination),
+    )
     frames = _play(setup, args.steps)
     console.print(f"{args.motion.name}: {frames.steps} control steps, {frames.ending}")
     if args.video is None:

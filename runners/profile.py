@@ -42,6 +42,7 @@ from mmimic.bench import (  # noqa: E402
     simulator_throughput,
     training_throughput,
 )
+from mmimic.cli import check_output_file, run_main  # noqa: E402
 from mmimic.simulator import resolve_device  # noqa: E402
 from mmimic.train.config import PRESETS, preset_for, resolve_config  # noqa: E402
 from mmimic.train.trainer import limit_cpu_threads  # noqa: E402
@@ -74,6 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--motions", nargs="+", type=Path, default=None, help="motion directories (default motions/<embodiment>)")
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     parser.add_argument("--plot", type=Path, default=None, help="write a PNG of steps/s and memory against count")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)
     if args.steps <= 0 or args.iterations <= 0 or args.repeats <= 0:
         parser.error(f"--steps, --iterations and --repeats must be positive, got {args.steps}, {args.iterations} and {args.repeats}")
@@ -162,6 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     console = Console(width=max(Console().width, 150))
+    return run_main(lambda: profile(args, argv, console), console, debug=args.debug,
+                    memory_hint="fewer environments (--envs)")
+
+
+def profile(args: argparse.Namespace, argv: list[str], console: Console) -> int:
+    for path, flag in ((args.json, "--json"), (args.plot, "--plot")):
+        if path is not None:
+            check_output_file(path, flag)
     try:
         embodiment = mmimic.load_embodiment(args.embodiment)
     except mmimic.EmbodimentError as exc:

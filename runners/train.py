@@ -23,7 +23,6 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import tomllib  # noqa: E402
 from datetime import datetime  # noqa: E402
 
 from rich.console import Console  # noqa: E402
@@ -53,6 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reset-std", type=float, default=None, help="with --finetune: reset the policy std")
     parser.add_argument("--reward-module", action="append", default=[], type=Path, help="file registering reward kernels")
     parser.add_argument("--reward", action="append", default=[], metavar="NAME=WEIGHT", help="switch a reward term")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)
     for flag in ("num_envs", "iterations", "timesteps"):
         value = getattr(args, flag)
@@ -77,46 +77,59 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     console = Console()
     # Heavy imports after argument parsing, so --help and argument errors are instant.
-    from mmimic.checkpoint import CheckpointError, load_checkpoint
-    from mmimic.embodiment import EmbodimentError
-    from mmimic.env import apply_reward_args
-    from mmimic.simulator import resolve_device
-    from mmimic.train.config import ConfigError, TrainConfig, preset_for, resolve_config
-    from mmimic.train.trainer import Trainer, load_for_resume
+    from mmimic.cli import run_main
+    from mmimic.train.trainer import TrainingDiverged
 
     try:
-        device = resolve_device(args.device)
-        checkpoint, resume = None, False
-        if args.resume:
-            checkpoint, run_dir = load_for_resume(args.resume)
-            config = TrainConfig.from_dict(checkpoint["config"])
-            apply_reward_args(config.reward_modules, [])
-            resume = True
-            if args.iterations is not None:
-                config.run.iterations = config.ppo.num_updates = args.iterations
-        else:
-            preset = args.preset or preset_for(args.embodiment, device.startswith("cuda"))
-            world_size = int(os.environ.get("WORLD_SIZE", "1"))  # under torchrun --timesteps counts every rank
-            config = resolve_config(args.embodiment, preset, args.config, _cli_overrides(args), world_size)
-            config.reward_modules = [str(p.resolve()) for p in args.reward_module]
-            weights = apply_reward_args(config.reward_modules, args.reward)
-            config.env["reward_weights"] = {**config.env.get("reward_weights", {}), **weights}
-            if args.finetune:
-                checkpoint = load_checkpoint(args.finetune, map_location="cpu")
-            run_dir = args.out or REPO / "runs" / f"{Path(args.embodiment).name}-{datetime.now():%Y%m%d-%H%M%S}"
-            if args.motions:
-                config.motions = [str(p.resolve()) for p in args.motions]
-        if config.preset == "cpu" and not resume:
-            console.print(f"[yellow]No GPU preset in use: the 'cpu' preset runs {config.run.num_envs} worlds for "
-                          f"{config.run.iterations} iterations with {config.network.actor_hidden} networks, a "
-                          "demonstration of minutes. On a GPU, --preset fullbody (or bimanual) runs the published "
-                          "8192-world recipe; --num-envs / --iterations / --set scale any value.[/yellow]")
-        trainer = Trainer(config, run_dir, device, console=console, init_checkpoint=checkpoint, resume=resume,
-                          reset_std=args.reset_std)
-    except (ConfigError, EmbodimentError, CheckpointError, FileNotFoundError, ValueError, tomllib.TOMLDecodeError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        return 2
+        return run_main(lambda: _train(args, console), console, debug=args.debug,
+                        memory_hint="fewer worlds (--num-envs) or smaller networks (--set network.actor_hidden=...)")
+    except TrainingDiverged as exc:
+        console.print(f"[red]training stopped:[/red] {exc}", highlight=False, soft_wrap=True)
+        return 3
+
+
+def _train(args: argparse.Namespace, console: Console) -> int:
+    from mmimic.checkpoint import load_checkpoint
+    from mmimic.cli import check_output_dir
+    from mmimic.env import apply_reward_args
+    from mmimic.simulator import resolve_device
+    from mmimic.train.config import TrainConfig, preset_for, resolve_config
+    from mmimic.train.trainer import Trainer, check_new_run_dir, check_resume, checkpoint_bytes, load_for_resume
+
+    device = resolve_device(args.device)
+    checkpoint, resume = None, False
+    if args.resume:
+        checkpoint, run_dir = load_for_resume(args.resume)
+        config = TrainConfig.from_dict(checkpoint["config"])
+        if args.iterations is not None:
+            config.run.iterations = config.ppo.num_updates = args.iterations
+        check_resume(checkpoint, config, run_dir, f"--resume {args.resume}")
+        apply_reward_args(config.reward_modules, [])
+        resume = True
+    else:
+        preset = args.preset or preset_for(args.embodiment, device.startswith("cuda"))
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))  # under torchrun --timesteps counts every rank
+        config = resolve_config(args.embodiment, preset, args.config, _cli_overrides(args), world_size)
+        config.reward_modules = [str(p.resolve()) for p in args.reward_module]
+        weights = apply_reward_args(config.reward_modules, args.reward)
+        config.env["reward_weights"] = {**config.env.get("reward_weights", {}), **weights}
+        if args.finetune:
+            checkpoint = load_checkpoint(args.finetune, map_location="cpu")
+        run_dir = args.out or REPO / "runs" / f"{Path(args.embodiment).name}-{datetime.now():%Y%m%d-%H%M%S}"
+        check_new_run_dir(run_dir, "--out")
+        if args.motions:
+            config.motions = [str(p.resolve()) for p in args.motions]
+    flag = "--resume" if resume else "--out"
+    check_output_dir(run_dir, flag)
+    if config.preset == "cpu" and not resume:
+        console.print(f"[yellow]No GPU preset in use: the 'cpu' preset runs {config.run.num_envs} worlds for "
+                      f"{config.run.iterations} iterations with {config.network.actor_hidden} networks, a "
+                      "demonstration of minutes. On a GPU, --preset fullbody (or bimanual) runs the published "
+                      "8192-world recipe; --num-envs / --iterations / --set scale any value.[/yellow]")
+    trainer = Trainer(config, run_dir, device, console=console, init_checkpoint=checkpoint, resume=resume,
+                      reset_std=args.reset_std)
     if trainer.is_main:  # under torchrun rank 0 alone writes the run directory
+        check_output_dir(run_dir, flag, free_bytes=2 * checkpoint_bytes(trainer))  # the new file beside the old
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.toml").write_text(_to_toml(config.to_dict()))
         ranks = f" per rank, {trainer.world_size} ranks" if trainer.world_size > 1 else ""

@@ -73,7 +73,10 @@ class EnvConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(fields) - known)
         if unknown:
-            raise ValueError(f"unknown environment option(s) {unknown}; known: {', '.join(sorted(known))}")
+            from mmimic.cli import nearest
+
+            hint = nearest(unknown[0], known)
+            raise ValueError(f"unknown environment option(s) {unknown}{hint}; known: {', '.join(sorted(known))}")
         return cls(**fields).resolve(embodiment)  # type: ignore[arg-type]
 
     def for_validation(self) -> EnvConfig:
@@ -136,6 +139,11 @@ class EnvConfig:
         for name in ("site_deviation", "root_deviation", "root_angle"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"EnvConfig.{name} must be > 0 (inf disables it), got {getattr(self, name)!r}")
+        bad = {k: w for k, w in self.reward_weights.items() if not math.isfinite(w)}
+        if bad:
+            raise ValueError(f"EnvConfig.reward_weights must be finite, got {bad}")
+        if not math.isfinite(self.penalty_floor):
+            raise ValueError(f"EnvConfig.penalty_floor must be finite, got {self.penalty_floor!r}")
         if not any(self.reward_weights.values()):
             raise ValueError("EnvConfig.reward_weights switch every reward term off")
 

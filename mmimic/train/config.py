@@ -50,6 +50,7 @@ class RunConfig:
     validation_envs: int = 100
     validation_steps: int = 500
     keep_checkpoints: int = 10
+    max_nonfinite_actions: float = 0.01  # stop training when a larger fraction of a rollout's actions is NaN/inf
 
 
 @dataclass
@@ -208,7 +209,6 @@ RULES: dict[str, tuple[Any, str]] = {
     "ppo.update_epochs": (_positive_int, ">= 1"),
     "ppo.max_grad_norm": (lambda v: math.isfinite(v) and v > 0, "> 0 and finite"),
     "ppo.lr": (lambda v: math.isfinite(v) and v >= 0, ">= 0 and finite (0 switches learning off)"),
-    "ppo.num_updates": (_positive_int, ">= 1"),
     "ppo.optimizer": (lambda v: v in ("muon", "adam"), "'muon' or 'adam'"),
     "ppo.muon_weight_decay": (lambda v: math.isfinite(v) and v >= 0, ">= 0 and finite"),
     "run.num_envs": (_positive_int, ">= 1"),
@@ -225,6 +225,7 @@ RULES: dict[str, tuple[Any, str]] = {
     "sampling.uniform_mix": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "sampling.prior_episodes": (lambda v: math.isfinite(v) and v > 0, "> 0 and finite"),
     "sampling.prior_terminations": (lambda v: math.isfinite(v) and v >= 0, ">= 0 and finite"),
+    "run.max_nonfinite_actions": (lambda v: 0 <= v <= 1, "a fraction in [0, 1]"),
 }
 
 

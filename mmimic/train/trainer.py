@@ -11,6 +11,7 @@ import math
 import os
 import signal
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,14 @@ import torch
 import torch.distributed as dist
 from rich.console import Console
 
-from mmimic.checkpoint import check_compatible, load_checkpoint, restore_actor_critic, save_checkpoint
+from mmimic.checkpoint import (
+    check_compatible,
+    load_checkpoint,
+    nonfinite_weights,
+    restore_actor_critic,
+    save_checkpoint,
+)
+from mmimic.cli import UsageError
 from mmimic.device import resolve_device
 from mmimic.embodiment import Embodiment, load_embodiment
 from mmimic.env import EnvConfig, ImitationEnv
@@ -46,6 +54,10 @@ class RunPaths:
     def latest_checkpoint(self) -> Path | None:
         found = sorted(self.checkpoints.glob("checkpoint_*.pt"))
         return found[-1] if found else None
+
+
+class TrainingDiverged(RuntimeError):
+    """Training produced non-finite weights, losses or too many non-finite actions and stopped."""
 
 
 class EpisodeStats:
@@ -83,6 +95,8 @@ class EpisodeStats:
         result["episode/length"] = raw.get("episode_length_sum", 0.0) / episodes if episodes else nan
         result["episode/early_termination_rate"] = raw.get("early_terminations", 0.0) / episodes if episodes else nan
         result["errors/nan_actions"] = raw.get("nan_actions", 0.0)
+        if "nonfinite_weights" in raw:
+            result["errors/nonfinite_weights"] = raw["nonfinite_weights"]
         return result
 
 
@@ -211,12 +225,17 @@ class Trainer:
                     started = time.perf_counter()
                     obs = self._rollout(obs, stats)
                     update = self._update(obs)
+                    self._count_nonfinite(stats)
                     steps = run.num_steps * run.num_envs * self.world_size
                     self.env_steps += steps
                     metrics = stats.summary(run.num_steps)
                     metrics.update(self._clip_metrics())
                     metrics.update({f"ppo/{k}": v for k, v in update.items()})
                     metrics.update(self._system_metrics(steps, time.perf_counter() - started))
+                    problems = self._health(metrics)
+                    if problems:  # before any save: the newest checkpoint stays the last good one
+                        logger.log(self.iteration, self.env_steps, metrics)
+                        raise TrainingDiverged(self._diverged_message(problems))
                     self.iteration += 1
                     if self.iteration % run.validation_interval == 0 or self.iteration == run.iterations:
                         if self.is_main:  # only rank 0 logs and saves; the other ranks go on to the next rollout
@@ -261,6 +280,45 @@ class Trainer:
             self.clip_stats.record_step(clip, reward, done, info)
             obs = next_obs
         return obs
+
+    def _count_nonfinite(self, stats: EpisodeStats) -> None:
+        """Add the number of non-finite network weights and normaliser statistics to the iteration's device
+        statistics (read with them, no extra host read); under torchrun the action counts of all ranks."""
+        tensors = [t for t in (*self.actor_critic.parameters(), *self.actor_critic.obs_normalizer.buffers())
+                   if t.is_floating_point()]
+        stats.add("nonfinite_weights", torch.stack([(~torch.isfinite(t)).sum() for t in tensors]).sum().float())
+        if self.world_size > 1 and "nan_actions" in stats.sums:
+            dist.all_reduce(stats.sums["nan_actions"])
+
+    def _health(self, metrics: dict[str, float]) -> list[str]:
+        """Why this iteration went bad (empty when it did not); warns of skipped minibatches and NaN actions."""
+        run, ppo = self.config.run, self.config.ppo
+        problems = []
+        if metrics.get("errors/nonfinite_weights", 0.0) > 0:
+            bad = nonfinite_weights(self.actor_critic)  # the run stops here: naming them costs nothing
+            names = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
+            problems.append(f"{metrics['errors/nonfinite_weights']:.0f} non-finite network weights ({names})")
+        losses = [k for k in ("ppo/loss/total", "ppo/loss/actor", "ppo/loss/value") if not math.isfinite(metrics.get(k, 0.0))]
+        if losses:
+            problems.append(f"non-finite {', '.join(losses)}")
+        minibatches = ppo.num_minibatches * ppo.update_epochs
+        skipped = metrics.get("ppo/skipped", 0.0)
+        if skipped >= minibatches:
+            problems.append(f"all {minibatches} minibatches of the update had a non-finite loss or gradient")
+        fraction = metrics["errors/nan_actions"] / (run.num_steps * run.num_envs * self.world_size)
+        if fraction > run.max_nonfinite_actions:
+            problems.append(f"{fraction:.1%} of the rollout's actions were non-finite "
+                            f"(run.max_nonfinite_actions = {run.max_nonfinite_actions:g})")
+        if not problems and self.is_main and (skipped or metrics["errors/nan_actions"]):
+            self.console.print(f"[yellow]iteration {self.iteration + 1}: {skipped:.0f} minibatch(es) skipped (non-finite "
+                               f"loss or gradient), {metrics['errors/nan_actions']:.0f} non-finite action(s)[/yellow]")
+        return problems
+
+    def _diverged_message(self, problems: list[str]) -> str:
+        latest = self.paths.latest_checkpoint() if self.is_main else None
+        kept = f"the newest checkpoint, {latest}, is the last good one" if latest else "no checkpoint was written"
+        return (f"iteration {self.iteration + 1} diverged: {'; '.join(problems)}; nothing saved from it, {kept}. "
+                "Try a lower ppo.lr or ppo.max_grad_norm, or --debug for the traceback")
 
     def _update(self, last_obs: torch.Tensor) -> dict[str, float]:
         self.ppo.compute_returns(self.storage, last_obs)
@@ -336,13 +394,73 @@ class Trainer:
         return path
 
 
+def checkpoint_bytes(trainer: Trainer) -> int:
+    """About the size of one checkpoint of `trainer`: the networks' state and the optimiser's two moments."""
+    state = sum(t.numel() * t.element_size() for t in trainer.actor_critic.state_dict().values())
+    return 3 * state + 2**20
+
+
+def check_new_run_dir(run_dir: Path, flag: str) -> None:
+    """UsageError when `run_dir` already holds a run (config.toml, metrics.jsonl or checkpoints/): a new
+    run never mixes its metrics and checkpoints with an old one's."""
+    found = [name for name in ("config.toml", "metrics.jsonl", "checkpoints") if (Path(run_dir) / name).exists()]
+    if found:
+        raise UsageError(f"{flag} {run_dir} already holds a run ({', '.join(found)}); continue it with --resume "
+                         f"{run_dir}, or choose a new {flag}")
+
+
+def check_resume(checkpoint: dict, config: TrainConfig, run_dir: Path, where: str) -> None:
+    """UsageError when the checkpoint is already at `config.run.iterations`, or when the run directory's
+    config.toml records another configuration than the checkpoint (`run.iterations` may differ)."""
+    done = int(checkpoint["iteration"])
+    if config.run.iterations <= done:
+        raise UsageError(f"{where}: the checkpoint is at iteration {done} and the run ends at iteration "
+                         f"{config.run.iterations}; give --iterations above {done} to continue it")
+    saved_path = Path(run_dir) / "config.toml"
+    if not saved_path.is_file():
+        return
+    try:
+        saved = tomllib.loads(saved_path.read_text())
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{where}: the run's {saved_path} is not readable TOML ({exc})") from None
+    differences = _differences(_plain(saved), _plain(checkpoint["config"]))
+    differences = [d for d in differences if d not in ("run.iterations", "ppo.num_updates")]
+    if differences:
+        shown = ", ".join(f"{key} ({_lookup(saved, key)!r} in the run, {_lookup(checkpoint['config'], key)!r} "
+                          "in the checkpoint)" for key in differences[:3])
+        raise UsageError(f"{where}: the checkpoint does not belong to the run in {run_dir}: {shown}"
+                         f"{' and more' if len(differences) > 3 else ''}; resume from the run's own checkpoints")
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _differences(a: object, b: object, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts (embodiment first)."""
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return [] if a == b else [prefix.rstrip(".") or "(whole configuration)"]
+    keys = sorted(set(a) | set(b), key=lambda k: (k != "embodiment", k))
+    return [d for k in keys for d in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]
+
+
+def _lookup(data: dict, dotted: str) -> object:
+    for part in dotted.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
 def load_for_resume(path: Path) -> tuple[dict, Path]:
     """A checkpoint file, or a run directory (its newest checkpoint), and the run directory it belongs to."""
     path = Path(path)
     if path.is_dir():
         latest = RunPaths(path).latest_checkpoint()
         if latest is None:
-            raise FileNotFoundError(f"--resume {path}: no checkpoints/checkpoint_*.pt in this run directory")
+            raise UsageError(f"--resume {path}: no checkpoints/checkpoint_*.pt in this run directory")
         path = latest
     checkpoint = load_checkpoint(path, map_location="cpu")
     return checkpoint, path.parent.parent
