@@ -58,6 +58,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                      help="the marker files' vertical axis (default: C3D POINT:Y_SCREEN; TRC y, as OpenSim writes)")
     parser.add_argument("--keep-failing", action="store_true", help="write clips that fail a quality threshold too")
     parser.add_argument("--license", default="", help="license text stored in every clip")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)
     if args.scale is not None and not args.scale > 0:
         parser.error(f"--scale must be positive, got {args.scale}")
@@ -67,6 +68,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console(stderr=True, soft_wrap=True)
+    from mmimic.cli import check_output_dir, run_main
+
+    def checked() -> int:
+        check_output_dir(args.out, "--out")  # before any source is read
+        return retarget(args, console)
+
+    return run_main(checked, console, debug=args.debug)
+
+
+def retarget(args: argparse.Namespace, console: Console) -> int:
+    """Read every source, retarget, write the passing clips and report.json; 0 when every clip passed."""
     from mmimic.embodiment import load_embodiment
     from mmimic.motion import write_clip
     from mmimic.retarget import ReadOptions, Retargeter, RetargetError, derive, read_name_map

@@ -35,6 +35,11 @@ QUAT_TOLERANCE = 1e-3
 """A stored quaternion whose norm differs from 1 by more than this refuses the clip; within it
 the quaternion is normalised (bit-exact unit quaternions, |norm - 1| <= 1e-6, are kept as stored)."""
 _EXACT_UNIT = 1e-6
+FPS_RANGE = (1.0, 1000.0)
+"""Frame rates a clip may have: motion capture records at 30-480 Hz; a rate outside this range is a
+wrong unit or field (a time step given as the rate, a rate in frames per millisecond)."""
+MAX_DURATION = 3600.0
+"""The longest clip in seconds: resampled to the control rate an hour is 360 000 frames per clip."""
 ROOT_HEIGHT_RANGE = (-0.5, 3.0)
 """Heights (m, world z, floor at 0) a clip's free root may reach. MyoFullBody's root (the pelvis)
 stands ~0.9 m up and lies ~0.1 m up; the highest jumps lift a pelvis to ~2.5 m (high-jump bar
@@ -178,7 +183,9 @@ def read_clip(path: str | Path) -> MotionClip:
     except FileNotFoundError:
         raise MotionError(path, "no such file") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise MotionError(path, f"not a readable .npz clip ({exc})") from None
+        # numpy takes anything it does not recognise for a pickle and advises loading it with allow_pickle
+        reason = "zero-filled, truncated or another kind of file" if "pickle" in str(exc) else exc
+        raise MotionError(path, f"not a readable .npz clip ({reason})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise MotionError(path, "not a readable .npz clip (a single .npy array, not an archive)")
     try:
@@ -223,6 +230,12 @@ def fit_problems(clip: MotionClip, embodiment: Embodiment) -> tuple[FittedClip |
     problems = []
     if not (np.isfinite(clip.fps) and clip.fps > 0):
         problems.append(f"fps must be a positive number, got {clip.fps}")
+    elif not FPS_RANGE[0] <= clip.fps <= FPS_RANGE[1]:
+        problems.append(f"fps {clip.fps:g} is outside {FPS_RANGE[0]:g}-{FPS_RANGE[1]:g} frames per second (motion "
+                        "capture records at 30-480): is the field a time step or in another unit?")
+    elif clip.num_frames >= 2 and not embodiment.physics.control_dt <= clip.duration <= MAX_DURATION:
+        problems.append(f"lasts {clip.duration:g} s; a clip must last from one control step of {embodiment.name!r} "
+                        f"({embodiment.physics.control_dt:g} s) to {MAX_DURATION:g} s")
     if clip.num_frames < 2:
         problems.append(f"{clip.num_frames} frame(s); a clip needs at least 2")
     if clip.embodiment != embodiment.name:
