@@ -10,25 +10,6 @@ import warp as wp
 from mmimic.device import DeviceError, cuda_view, resolve_device
 
 
-@pytest.fixture
-def fake_gpus(monkeypatch):
-    """Make torch and Warp report `torch_gpus` / `warp_gpus` GPUs; returns the list of torch.cuda.set_device calls."""
-    calls: list[int] = []
-
-    def install(torch_gpus: int, warp_gpus: int, driver=(12, 4)) -> list[int]:
-        monkeypatch.setattr(torch.cuda, "is_available", lambda: torch_gpus > 0)
-        monkeypatch.setattr(torch.cuda, "device_count", lambda: torch_gpus)
-        monkeypatch.setattr(torch.cuda, "set_device", calls.append)
-        monkeypatch.setattr(torch.version, "cuda", "12.8")
-        monkeypatch.setattr(wp, "is_cuda_available", lambda: warp_gpus > 0)
-        monkeypatch.setattr(wp, "get_cuda_device_count", lambda: warp_gpus)
-        monkeypatch.setattr(wp, "get_cuda_driver_version", lambda: driver)
-        return calls
-
-    monkeypatch.delenv("LOCAL_RANK", raising=False)
-    return install
-
-
 def test_local_rank_picks_the_rank_gpu(fake_gpus, monkeypatch):
     calls = fake_gpus(torch_gpus=2, warp_gpus=2)
     monkeypatch.setenv("LOCAL_RANK", "1")

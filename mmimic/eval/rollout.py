@@ -241,6 +241,7 @@ def prepare(
     :class:`mmimic.motion.MotionError`."""
     if num_envs < 1:
         raise ValueError(f"num_envs must be positive, got {num_envs}")
+    env_device = resolve_device(device)  # first: a GPU Warp cannot use stops the run before any work
     path = Path(checkpoint_path)
     checkpoint = load_checkpoint(path)
     trained = checkpoint.get("config", {})
@@ -249,7 +250,6 @@ def prepare(
     sources = list(motions) or list(trained.get("motions", []))
     if not sources:
         raise ValueError(f"checkpoint {path} records no training motions; name the motions to evaluate")
-    env_device = resolve_device(device)
     library = MotionLibrary(body, [Path(m) for m in sources], torch.device(env_device), categories=categories)
     config = _env_config(checkpoint, body, thresholds, int(library.clip_length.max()))
     env = ImitationEnv(body, library, min(num_envs, library.num_clips), env_device, config)
