@@ -11,6 +11,7 @@ import mujoco
 import torch
 import warp as wp
 
+from mmimic.device import device_memory
 from mmimic.embodiment import Embodiment
 from mmimic.env import ImitationEnv
 from mmimic.ppo import PPO, ActorCritic, RolloutStorage
@@ -38,8 +39,8 @@ def synchronize(device: str) -> None:
 def peak_memory_bytes(device: str) -> int:
     """Peak memory so far: device memory on a GPU (torch's allocator plus Warp's), resident set size on the CPU."""
     if device.startswith("cuda"):
-        free, total = torch.cuda.mem_get_info()
-        return max(torch.cuda.max_memory_allocated(), total - free)
+        used = device_memory(device)
+        return max(used["torch_peak"] + used["warp_current"], used["device_used"])
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

@@ -1,5 +1,6 @@
 """Choosing the device: one GPU per torchrun rank, and a refusal to fall back to the CPU when torch
-sees a GPU that Warp cannot use (the usual cause: a driver older than Warp's CUDA toolkit)."""
+sees a GPU that Warp cannot use (the usual cause: a driver older than Warp's CUDA toolkit); the GPU
+memory torch and Warp use."""
 
 from __future__ import annotations
 
@@ -102,3 +103,18 @@ def resolve_device(device: str | None) -> str:
 def _is_indexed_cuda(device: str) -> bool:
     prefix, _, index = device.partition(":")
     return prefix == "cuda" and index.isdigit()
+
+
+def device_memory(device: str) -> dict[str, int]:
+    """Bytes of GPU memory on a CUDA `device`: torch's peak allocation, Warp's memory-pool use now and at its
+    high-water mark (mujoco_warp's arrays and scratch, mmimic's kernels' buffers), and what the whole device has
+    in use now by every allocator and process (`torch.cuda.mem_get_info`)."""
+    index = torch.device(device).index or 0
+    free, total = torch.cuda.mem_get_info(index)
+    warp_pool = wp.is_mempool_enabled(device)
+    return {
+        "torch_peak": torch.cuda.max_memory_allocated(index),
+        "warp_current": wp.get_mempool_used_mem_current(device) if warp_pool else 0,
+        "warp_peak": wp.get_mempool_used_mem_high(device) if warp_pool else 0,
+        "device_used": total - free,
+    }

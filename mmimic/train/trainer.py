@@ -27,7 +27,7 @@ from mmimic.checkpoint import (
     save_checkpoint,
 )
 from mmimic.cli import UsageError
-from mmimic.device import resolve_device
+from mmimic.device import device_memory, resolve_device
 from mmimic.embodiment import Embodiment, load_embodiment
 from mmimic.env import EnvConfig, ImitationEnv
 from mmimic.motion import MotionLibrary
@@ -318,7 +318,7 @@ class Trainer:
         latest = self.paths.latest_checkpoint() if self.is_main else None
         kept = f"the newest checkpoint, {latest}, is the last good one" if latest else "no checkpoint was written"
         return (f"iteration {self.iteration + 1} diverged: {'; '.join(problems)}; nothing saved from it, {kept}. "
-                "Try a lower ppo.lr or ppo.max_grad_norm, or --debug for the traceback")
+                "Try a lower ppo.lr or ppo.max_grad_norm")
 
     def _update(self, last_obs: torch.Tensor) -> dict[str, float]:
         self.ppo.compute_returns(self.storage, last_obs)
@@ -342,8 +342,10 @@ class Trainer:
         metrics = {"sps": steps / seconds, "time/iteration_s": seconds}
         overflow = self.env.sim.overflow_report()
         metrics["errors/overflow_steps"] = overflow["overflow_steps"]
-        if self.device.type == "cuda":
-            metrics["memory/gpu_peak_gb"] = torch.cuda.max_memory_allocated(self.device) / 2**30
+        if self.device.type == "cuda":  # torch's and Warp's (mujoco_warp's arrays and scratch) memory
+            used = device_memory(str(self.device))
+            metrics["memory/gpu_peak_gb"] = (used["torch_peak"] + used["warp_peak"]) / 2**30
+            metrics.update({f"memory/{key}_gb": value / 2**30 for key, value in used.items()})
         return metrics
 
     # ------------------------------------------------------------------ validation and checkpoints
