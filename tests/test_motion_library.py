@@ -160,3 +160,27 @@ def test_bimanual_library_has_a_fixed_base(bimanual: mmimic.Embodiment) -> None:
     assert library.qpos.shape[1] == bimanual.mj_model.nq == 76
     d = _mujoco_frame(bimanual.mj_model, library.qpos[100].double().numpy(), library.qvel[100].double().numpy())
     np.testing.assert_allclose(library.site_xpos[100].numpy(), d.site_xpos[bimanual.mimic_site_ids], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["fullbody", "bimanual"])
+def test_kinematic_copy_gives_the_full_models_sites_bit_for_bit(name: str, request, library: MotionLibrary,
+                                                                monkeypatch) -> None:
+    """The library's engine runs a copy without geoms, muscle-path sites or tendons; the same engine on
+    the full model gives identical site poses and velocities."""
+    from mmimic.motion import kinematics
+
+    body = request.getfixturevalue(name)
+    copy, sites = kinematics.kinematic_model(body)
+    assert copy is not body.mj_model and copy.ngeom == 0 and copy.nsite == len(body.mimic_sites)
+    assert [copy.site(s).name for s in sites] == list(body.mimic_sites)
+    rng = np.random.default_rng(0)
+    m = body.mj_model
+    qpos = torch.tensor(m.qpos0 + 0.2 * rng.normal(size=(24, m.nq)), dtype=torch.float32)
+    if name == "fullbody":  # the library's frames: unit root quaternions
+        qpos = library.qpos[:24]
+    qvel = torch.tensor(rng.normal(size=(qpos.shape[0], m.nv)), dtype=torch.float32)
+    fast = kinematics.site_kinematics(body, qpos, qvel)
+    monkeypatch.setattr(kinematics, "kinematic_model", lambda e: (e.mj_model, list(e.mimic_site_ids)))
+    full = kinematics.site_kinematics(body, qpos, qvel)
+    for field in ("xpos", "xmat", "xquat", "vel"):
+        assert torch.equal(getattr(fast, field), getattr(full, field)), field

@@ -4,19 +4,28 @@ Frames are processed as worlds, `chunk` at a time: `kinematics`, `com_pos` and `
 site poses and com-based body velocities, from which the mimic sites' spatial velocities follow
 as in MuscleMimic (reference/musclemimic.md §2.4):
 `w_i = cvel_ang(parent_i)`, `v_i = cvel_lin(parent_i) - (p_i - subtree_com[root]) x w_i`.
+
+The engine runs a kinematic copy of the body (`kinematic_model`): the same bodies, joints and
+inertias, the mimic sites, and none of the geoms, muscle-path sites, tendons or actuators, whose
+poses the library never reads (MyoFullBody: 17 sites instead of 2038, no geoms instead of 416).
+Poses, com and velocities are those of the full model (tests compare with MuJoCo C on it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass
 
+import mujoco
 import mujoco_warp as mjw
 import torch
 import warp as wp
 
 from mmimic.embodiment import Embodiment
 from mmimic.motion.quaternion import quat_mul
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,19 +49,52 @@ def _warp_scope(device: torch.device) -> contextlib.ExitStack:
     return stack
 
 
+def kinematic_model(embodiment: Embodiment) -> tuple[mujoco.MjModel, list[int]]:
+    """A model with the embodiment's bodies (same ids, poses, explicit inertias), joints (same qpos
+    and qvel layout, hinge/slide `ref` = qpos0) and mimic sites only, and the mimic sites' ids in it.
+    The embodiment's own model when the copy cannot be made (mocap bodies, a compile error)."""
+    m = embodiment.mj_model
+    if m.nmocap:
+        return m, list(embodiment.mimic_site_ids)
+    spec = mujoco.MjSpec()
+    bodies = [spec.worldbody]
+    for b in range(1, m.nbody):
+        body = bodies[int(m.body_parentid[b])].add_body(
+            name=m.body(b).name, pos=m.body_pos[b], quat=m.body_quat[b], mass=m.body_mass[b],
+            ipos=m.body_ipos[b], iquat=m.body_iquat[b], inertia=m.body_inertia[b], explicitinertial=True,
+        )
+        bodies.append(body)
+        for j in range(m.body_jntadr[b], m.body_jntadr[b] + m.body_jntnum[b]):
+            kind = mujoco.mjtJoint(m.jnt_type[j])
+            joint = body.add_joint(name=m.joint(j).name, type=kind, pos=m.jnt_pos[j], axis=m.jnt_axis[j])
+            if kind in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE):
+                joint.ref = m.qpos0[m.jnt_qposadr[j]]
+    for site in embodiment.mimic_site_ids:
+        bodies[int(m.site_bodyid[site])].add_site(name=m.site(site).name, pos=m.site_pos[site], quat=m.site_quat[site])
+    try:
+        copy = spec.compile()
+    except ValueError as exc:
+        log.info("kinematic copy of %s not compiled (%s); the full model computes the sites", embodiment.name, exc)
+        return m, list(embodiment.mimic_site_ids)
+    same = copy.nq == m.nq and copy.nv == m.nv and all(copy.body(b).name == m.body(b).name for b in range(m.nbody))
+    if not same:
+        return m, list(embodiment.mimic_site_ids)
+    return copy, [copy.site(m.site(s).name).id for s in embodiment.mimic_site_ids]
+
+
 def site_kinematics(embodiment: Embodiment, qpos: torch.Tensor, qvel: torch.Tensor, chunk: int | None = None) -> SiteTrajectory:
     """Mimic-site poses and velocities for every frame of `qpos` (F, nq) and `qvel` (F, nv),
     float32 on one device; the results live on the same device. `chunk` frames go through
     the engine at a time as worlds (default 4096 on a GPU, 256 on the CPU, where Warp runs the
     worlds one after another and a smaller chunk saves allocation)."""
-    model = embodiment.mj_model
+    model, mimic_sites = kinematic_model(embodiment)
     device = qpos.device
     frames = qpos.shape[0]
     chunk = chunk or (4096 if device.type == "cuda" else 256)
     worlds = max(1, min(chunk, frames))
-    site_ids = torch.as_tensor(embodiment.mimic_site_ids, dtype=torch.int64, device=device)
+    site_ids = torch.as_tensor(mimic_sites, dtype=torch.int64, device=device)
     body_ids = torch.as_tensor(embodiment.mimic_body_ids, dtype=torch.int64, device=device)
-    local_quat = torch.as_tensor(model.site_quat[embodiment.mimic_site_ids], dtype=torch.float32, device=device)
+    local_quat = torch.as_tensor(model.site_quat[mimic_sites], dtype=torch.float32, device=device)
     num_sites = site_ids.shape[0]
     out = SiteTrajectory(
         xpos=torch.empty(frames, num_sites, 3, device=device),
