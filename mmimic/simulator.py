@@ -1,7 +1,7 @@
 """The batched muscle-driven simulator: N MuJoCo worlds on mujoco_warp, muscles from mmimic's kernels.
 
-One control step is `substeps` physics steps with the excitation held, recorded once as a Warp
-graph and replayed (CUDA graph on a GPU, Warp's record-and-replay on the CPU). Every state
+One control step is `substeps` physics steps with the excitation held, recorded as a Warp
+graph on the first `step` and replayed (CUDA graph on a GPU, Warp's record-and-replay on the CPU). Every state
 array is exposed as a torch tensor that shares memory with the Warp array, so writes are
 visible both ways without copies.
 """
@@ -103,11 +103,8 @@ class Simulator:
             self._overflow_bits = wp.zeros(num_envs, dtype=wp.int32)
             with self.torch_stream():
                 self.launch_forward()
-            self._graph = None
-            if capture:  # on Warp's own stream: torch's legacy default stream cannot be captured
-                with wp.ScopedCapture() as graph_capture:
-                    self.launch_control_step()
-                self._graph = graph_capture.graph
+        self._capture = capture
+        self._graph: wp.Graph | None = None  # recorded by the first `step`, so a caller that records its own graph pays nothing
         self._make_views()
         self._warned_overflow = False
 
@@ -160,11 +157,16 @@ class Simulator:
         if excitation is not None:
             self._check_excitation(excitation)
             self.ctrl.copy_(excitation)
-        with wp.ScopedDevice(self.device), self.torch_stream():
-            if self._graph is not None:
-                wp.capture_launch(self._graph)
-            else:
-                self.launch_control_step()
+        with wp.ScopedDevice(self.device):
+            if self._capture and self._graph is None:
+                with wp.ScopedCapture() as graph_capture:  # on Warp's stream: torch's legacy default stream cannot be captured
+                    self.launch_control_step()
+                self._graph = graph_capture.graph
+            with self.torch_stream():
+                if self._graph is not None:
+                    wp.capture_launch(self._graph)
+                else:
+                    self.launch_control_step()
         self._steps_since_check += 1
         if self.overflow_check_interval and self._steps_since_check >= self.overflow_check_interval:
             self.overflow_report()

@@ -113,12 +113,12 @@ def test_recorded_graphs_obey_cuda_rules(body_name: str, request, monkeypatch) -
     allocations = ConditionalAllocations(monkeypatch)
     torch_ops = TorchOpsInCaptures(monkeypatch)
     env = _build(body)
-    mmimic.Simulator(body, 2, "cpu")
+    mmimic.Simulator(body, 2, "cpu").step()  # records the simulator's graph
     assert not allocations.sites, f"{len(allocations.sites)} allocations inside conditional graph bodies: {allocations.sites}"
     assert not torch_ops.ops, f"torch operations inside a Warp capture: {torch_ops.ops}"
     assert env.captured == ["reset", "step"]
     assert allocations.bodies >= 2  # the environment's reset node and mujoco_warp's collision node were recorded
-    assert torch_ops.captures == 3  # the environment's two graphs and the simulator's
+    assert torch_ops.captures == 3  # the environment's two graphs and the simulator's, none for the environment's simulator
 
 
 def test_a_forward_pass_in_the_reset_node_is_caught(bimanual, monkeypatch) -> None:

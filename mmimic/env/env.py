@@ -82,8 +82,7 @@ class ImitationEnv:
         device: str | None = None,
         config: EnvConfig | None = None,
     ) -> None:
-        # The environment records the simulator's kernels inside its own graph; the simulator records none.
-        self.sim = Simulator(embodiment, num_envs, device, overflow_check_interval=0, capture=False)
+        self.sim = Simulator(embodiment, num_envs, device, overflow_check_interval=0)
         self.embodiment = self.sim.embodiment
         self.num_envs = num_envs
         self.device = self.sim.device
