@@ -18,6 +18,7 @@ import torch
 from rich.console import Console
 
 import mmimic
+from mmimic.checkpoint import load_checkpoint
 from mmimic.env import ImitationEnv
 from mmimic.motion import MotionError, MotionLibrary, read_clip, write_clip
 from mmimic.motion.clip import MotionClip
@@ -193,6 +194,15 @@ def test_training_draws_the_failing_clip_more(jitter_set: Path, tmp_path: Path) 
     assert expected[0] > 0.8 and expected[2] == 0.0
     assert math.isclose(records[-1]["category/jump/sampling_share"], expected[0], rel_tol=1e-4)
     np.testing.assert_allclose(mmimic_cdf(trainer.env).numpy(), np.cumsum(expected) / expected.sum(), atol=1e-6)
+
+    # --resume restores the averages from the checkpoint, and the environment draws by them at once
+    checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "checkpoint_000004.pt")
+    config.run.iterations = config.ppo.num_updates = 5
+    resumed = Trainer(config, tmp_path / "run", "cpu", console=Console(file=io.StringIO()), init_checkpoint=checkpoint,
+                      resume=True)
+    assert torch.equal(resumed.sampler.episodes, trainer.sampler.episodes)
+    assert torch.equal(resumed.sampler.terminations, trainer.sampler.terminations)
+    assert torch.equal(mmimic_cdf(resumed.env), mmimic_cdf(trainer.env))
 
     # --category through the runner's override: only the calm clips, so the sampler sees one drawable
     # clip of two (the unused one has weight 0) and the log one category
