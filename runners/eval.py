@@ -58,7 +58,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--experiment",
         type=Path,
         default=None,
-        help=f"OpenSim trial or Gait120-style directory (default {DEFAULT_EXPERIMENT.relative_to(REPO)})",
+        help=f"OpenSim trial or Gait120-style directory, or a C3D file with force plates (default {DEFAULT_EXPERIMENT.relative_to(REPO)})",
     )
     gait.add_argument(
         "--body-mass",

@@ -30,7 +30,7 @@ def body():
 
 @pytest.fixture(scope="module")
 def moco(body):
-    model, rest = body
+    model, _ = body
     trial = read_trial(MOCO / "markers_walk.trc")
     marker_set = read_marker_set(MOCO / "subject_walk_scaled.osim", model)
     tasks, _ = read_ik_tasks(MOCO / "ik_tasks_walk.xml")
@@ -136,3 +136,25 @@ def test_bad_marker_input(body, moco, tmp_path):
     assert any("R.Knee 10" in note for note in motion.notes)
     _, details, _ = solve_markers(motion, model, rest, 100.0)
     assert details["marker_errors_m"]["R.Knee"]["missing_frames"] == 10
+
+
+def test_c3d_plates_per_foot_for_gait_validation():
+    """The C3D trial's plates go to the foot standing on them (checked against the feet's own
+    marker speeds: the loaded foot is the still one) and reach the gait validation."""
+    from mmimic.eval.validation import GaitDataError, load_experiment
+
+    (trial,) = load_experiment(C3D, body_mass=70.0)
+    assert trial.angles == {} and set(trial.grf) == {"l", "r"}
+    markers = read_trial(C3D)
+    plates = read_force_plates(C3D)
+    for plate, side in ((0, "l"), (1, "r")):
+        loaded = np.interp(trial.time, plates.time, plates.vertical[plate]) > 100.0
+        np.testing.assert_allclose(trial.grf[side][loaded, 0], np.interp(trial.time, plates.time, plates.vertical[plate])[loaded],
+                                   rtol=1e-6)
+        speed = {s: np.nanmedian(np.linalg.norm(np.gradient(markers.marker(f"{s.upper()}CAL")[:, :2], axis=0),
+                                                axis=1)[loaded]) * markers.fps for s in ("l", "r")}
+        other = "r" if side == "l" else "l"
+        assert speed[side] < 0.2 < speed[other], (plate, speed)
+        assert len(trial.events[side].heel_strikes) == 1
+    with pytest.raises(GaitDataError, match="no complete"):
+        trial.stride_windows("r")  # one plate strike per foot: no heel-strike-to-heel-strike stride

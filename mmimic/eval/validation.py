@@ -332,12 +332,18 @@ def load_gait120(directory: str | Path, body_mass: float | None = None) -> list[
 
 
 def load_experiment(path: str | Path, body_mass: float | None = None) -> list[GaitData]:
-    """A Gait120-style directory (any ``*_ik.mot``) or an OpenSim trial directory."""
+    """A Gait120-style directory (any ``*_ik.mot``), an OpenSim trial directory or a C3D file
+    (its force plates: :func:`mmimic.eval.lab_trial.load_c3d_trial`)."""
     path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".c3d":
+        from mmimic.eval.lab_trial import load_c3d_trial
+
+        return [load_c3d_trial(path, body_mass)]
     if not path.is_dir():
         raise GaitDataError(
             f"{path}: experimental data must be a directory: an OpenSim trial (coordinates, GRF and EMG "
-            f"tables) or a Gait120-style directory of <step>{GAIT120_IK} / {GAIT120_GRF} / {GAIT120_EMG} files"
+            f"tables) or a Gait120-style directory of <step>{GAIT120_IK} / {GAIT120_GRF} / {GAIT120_EMG} files; "
+            "or a C3D file with force plates"
         )
     if any(path.glob(f"*{GAIT120_IK}")):
         return load_gait120(path, body_mass)

@@ -6,10 +6,10 @@ negative (the C3D convention for "not seen") is NaN. The vertical axis is POINT:
 a file without it needs `up`.
 
 Force plates: ezc3d turns each plate's analog channels into a force in the lab frame
-(FORCE_PLATFORM:TYPE, CHANNEL, CAL_MATRIX, CORNERS); `read_force_plates` keeps its vertical
-component, sampled at the analog rate, with the sign that makes a foot's load positive (some
-systems store the force on the plate, some the reaction: the sign is chosen from the data and
-said in the notes), and the file's gait events (EVENT:LABELS / CONTEXTS / TIMES) if any.
+(FORCE_PLATFORM:TYPE, CHANNEL, CAL_MATRIX, CORNERS); `read_force_plates` keeps it at the
+analog rate, z up, with the sign that makes a foot's load positive (some systems store the
+force on the plate, some the reaction: the sign is chosen from the data and said in the notes),
+each plate's centre, and the file's gait events (EVENT:LABELS / CONTEXTS / TIMES) if any.
 """
 
 from __future__ import annotations
@@ -84,19 +84,27 @@ def read_c3d(path: str | Path, up: str | None = None) -> MarkerTrial:
 
 @dataclass
 class ForcePlates:
-    """Vertical force (N, positive loading the plate) of each plate, (P, T) at `rate` Hz from
-    `start_time` s; `events` maps "<context> <label>" (e.g. "Left Foot Strike") to times (s)."""
+    """Force plates of one trial: `force` (P, T, 3) N in the lab's z-up frame, signed so that a
+    foot's load is upward (positive vertical), at `rate` Hz from `start_time` s; `centres`
+    (P, 3) m, z up, of each plate's top; `events` maps "<context> <label>" (e.g. "Left Foot
+    Strike") to times (s)."""
 
     path: Path
     rate: float
-    vertical: np.ndarray
+    force: np.ndarray
+    centres: np.ndarray
     start_time: float = 0.0
     events: dict[str, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
+    def vertical(self) -> np.ndarray:
+        """(P, T) vertical force of each plate (N)."""
+        return self.force[..., 2]
+
+    @property
     def time(self) -> np.ndarray:
-        return self.start_time + np.arange(self.vertical.shape[1]) / self.rate
+        return self.start_time + np.arange(self.force.shape[1]) / self.rate
 
 
 def _events(path: Path, c3d) -> dict[str, np.ndarray]:
@@ -121,20 +129,21 @@ def read_force_plates(path: str | Path, up: str | None = None) -> ForcePlates:
     if not platforms:
         raise MarkerFileError(path, "no force plates (FORCE_PLATFORM:USED is 0 or the group is missing)")
     axis, how = _up_axis(path, c3d, up)
-    column = {"y": 1, "z": 2}[axis]
     rate = float(np.asarray(_parameter(path, c3d, "ANALOG", "RATE")).ravel()[0])
-    vertical, notes = [], []
+    forces, centres, notes = [], [], []
     for number, plate in enumerate(platforms, start=1):
-        unit = str(plate["unit_force"]).strip()
+        unit, length = str(plate["unit_force"]).strip(), str(plate["unit_position"]).strip()
         if unit not in ("N", "n"):
             raise MarkerFileError(path, f"force plate {number}: force unit {unit!r}; only N is read")
-        force = np.asarray(plate["force"][column], dtype=np.float64)
-        sign = 1.0 if force.max() >= -force.min() else -1.0
-        vertical.append(sign * force)
-        notes.append(f"force plate {number}: vertical = {'+' if sign > 0 else '-'}{axis} component ({how}), "
-                     f"peak {float((sign * force).max()):.0f} N")
+        force = to_z_up(np.asarray(plate["force"], dtype=np.float64).T, axis)
+        sign = 1.0 if force[:, 2].max() >= -force[:, 2].min() else -1.0
+        forces.append(sign * force)
+        centres.append(to_z_up(np.asarray(plate["corners"], dtype=np.float64).mean(axis=1), axis)
+                       * unit_scale(path, length, f"force plate {number} position unit"))
+        notes.append(f"force plate {number}: {'the' if sign > 0 else 'minus the'} vertical force the file gives ({how}), "
+                     f"peak {float((sign * force[:, 2]).max()):.0f} N")
     first = int(c3d["header"]["points"]["first_frame"]) / float(np.asarray(_parameter(path, c3d, "POINT", "RATE")).ravel()[0])
     events = _events(path, c3d)
     if not events:
         notes.append(f"{path.name}: no gait events in the file")
-    return ForcePlates(path, rate, np.stack(vertical), first, events, notes)
+    return ForcePlates(path, rate, np.stack(forces), np.stack(centres), first, events, notes)
