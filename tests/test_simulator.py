@@ -14,9 +14,9 @@ import mmimic
 from mmimic.simulator import ContactOverflowError
 
 
-def run_parity(embodiment: mmimic.Embodiment, steps: int) -> tuple[float, float]:
-    """Max |dqpos| and |dact| between 4 simulator worlds and MuJoCo C under the same held random excitations."""
-    sim = mmimic.Simulator(embodiment, 4, "cpu")
+def run_parity(embodiment: mmimic.Embodiment, steps: int, device: str = "cpu") -> tuple[float, float]:
+    """Max |dqpos| and |dact| between 4 simulator worlds on `device` and MuJoCo C under the same held random excitations."""
+    sim = mmimic.Simulator(embodiment, 4, device)
     m = embodiment.mj_model
     d = mujoco.MjData(m)
     d.qpos[:] = embodiment.initial_qpos()
@@ -24,11 +24,11 @@ def run_parity(embodiment: mmimic.Embodiment, steps: int) -> tuple[float, float]
     dq = da = 0.0
     for _ in range(steps):
         excitation = (torch.rand(1, m.nu, generator=generator) * 2 - 1).expand(4, -1).contiguous()
-        sim.step(excitation)
+        sim.step(excitation.to(sim.torch_device))
         d.ctrl[:] = excitation[0].numpy()
         mujoco.mj_step(m, d, nstep=sim.substeps)
-        dq = max(dq, float(np.abs(sim.qpos.numpy() - d.qpos).max()))
-        da = max(da, float(np.abs(sim.act.numpy() - d.act).max()))
+        dq = max(dq, float(np.abs(sim.qpos.cpu().numpy() - d.qpos).max()))
+        da = max(da, float(np.abs(sim.act.cpu().numpy() - d.act).max()))
     assert sim.overflow_report()["overflow_steps"] == 0
     return dq, da
 
