@@ -1,9 +1,10 @@
 """Embodiments: a muscle body loaded from a plain directory holding `embodiment.toml`.
 
 The toml names the MJCF (a `musclemimic-models` body or an XML file beside the toml) and the
-edits applied to it: finger removal, mimic sites, muscle control range, physics options and
-per-world contact budgets. `load_embodiment` compiles the edited model with MuJoCo and returns
-an `Embodiment` with the native-muscle `mujoco.MjModel`, names, index maps and control timing.
+edits applied to it: finger removal, site positions (wrapping side sites), mimic sites, muscle
+control range, physics options and per-world contact budgets. `load_embodiment` compiles the
+edited model with MuJoCo and returns an `Embodiment` with the native-muscle `mujoco.MjModel`,
+names, index maps and control timing.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ TOML_KEYS: dict[str, frozenset[str] | None] = {
     "description": None,
     "model": frozenset({"package", "file", "keyframe"}),
     "fingers": frozenset({"remove", "joints", "muscles"}),
+    "site_positions": frozenset({"name", "pos"}),
     "mimic_sites": frozenset({"name", "body"}),
     "muscles": frozenset({"ctrlrange", "model"}),
     "physics": frozenset({"timestep", "substeps", "solver", "integrator", "eulerdamp", "iterations", "ls_iterations"}),
@@ -171,6 +173,7 @@ def load_embodiment(
             reader.get("fingers.muscles", list, []),
             toml_path,
         )
+    _move_sites(spec, reader.get("site_positions", list, []), toml_path)
     sites = _add_mimic_sites(spec, reader.get("mimic_sites", list, []), toml_path)
     ctrlrange = reader.get("muscles.ctrlrange", list, [-1.0, 1.0])
     if len(ctrlrange) != 2 or not ctrlrange[0] < ctrlrange[1]:
@@ -310,6 +313,21 @@ def _remove_fingers(spec: mujoco.MjSpec, joints: list[str], muscles: list[str], 
         spec.delete(actuator)
     for tendon in [t for t in spec.tendons if any(m in t.name for m in muscle_set)]:
         spec.delete(tendon)
+
+
+def _move_sites(spec: mujoco.MjSpec, entries: list[Any], path: Path) -> None:
+    """Set existing sites' positions (in their body's frame), e.g. wrapping side sites
+    (docs/engine.md: the MuJoCo 4.0 side-site rule)."""
+    for i, entry in enumerate(entries):
+        pos = entry.get("pos") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not (
+            isinstance(pos, list) and len(pos) == 3 and all(isinstance(x, (int, float)) for x in pos)
+        ):
+            raise EmbodimentError(f"{path}: site_positions[{i}] needs a string 'name' and a 3-number 'pos'")
+        site = spec.site(entry["name"])
+        if site is None:
+            raise EmbodimentError(f"{path}: site_positions[{i}] names site {entry['name']!r}, which the model does not have")
+        site.pos = [float(x) for x in pos]
 
 
 def _add_mimic_sites(spec: mujoco.MjSpec, entries: list[Any], path: Path) -> tuple[str, ...]:

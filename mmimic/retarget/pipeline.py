@@ -65,7 +65,10 @@ class Retargeter:
         settings: IKSettings | None = None,
         thresholds: Thresholds | None = None,
         fps: float = OUTPUT_FPS,
+        quantum: float | None = None,
     ) -> None:
+        """`quantum` (rad or m): round the stored qpos to multiples of it (smaller files once
+        deflated; the metrics are those of the rounded clip); None stores float32 as solved."""
         if not embodiment.has_free_root:
             raise RetargetError(embodiment.directory, f"embodiment {embodiment.name!r} has no free root; "
                                 "retarget onto the full body and derive the clip (derive)")
@@ -78,6 +81,9 @@ class Retargeter:
         self.settings = settings or IKSettings()
         self.thresholds = thresholds or Thresholds()
         self.fps = fps
+        if quantum is not None and not quantum > 0:
+            raise ValueError(f"quantum must be positive or None, got {quantum}")
+        self.quantum = quantum
         self.ik_model = kinematic_model(model)
         self.rest = embodiment.initial_qpos()
         self.points = {k: model.body(b).id for k, b in FULLBODY_POINTS.items()}
@@ -194,10 +200,11 @@ class Retargeter:
         details: dict[str, object],
         metrics: dict[str, float],
     ) -> RetargetResult:
-        """Ground pass, float32 storage, velocities, then the quality metrics of the stored clip."""
+        """Ground pass, float32 storage (on the `quantum` grid), velocities, then the quality
+        metrics of the stored clip."""
         model = self.embodiment.mj_model
         floor = ground(model, qpos, self.height_column, self.fps)
-        stored = qpos.astype(np.float32)
+        stored = (qpos if self.quantum is None else np.round(qpos / self.quantum) * self.quantum).astype(np.float32)
         qvel = differentiate(model, stored.astype(np.float64), self.fps)
         elapsed = time.perf_counter() - start
         metrics = clip_quality(model, self.rest, stored.astype(np.float64), floor=True) | metrics
