@@ -147,8 +147,9 @@ def select_joints(clip: MotionClip, names: set[str] | frozenset[str] | tuple[str
     )
 
 
-def write_clip(path: str | Path, clip: MotionClip) -> None:
-    """Write `clip` to `path` atomically (a temporary file beside it, then a rename)."""
+def write_clip(path: str | Path, clip: MotionClip, compressed: bool = False) -> None:
+    """Write `clip` to `path` atomically (a temporary file beside it, then a rename);
+    `compressed` deflates the archive (`np.savez_compressed`, read the same way)."""
     path = Path(path)
     problems = _structure_problems(clip)
     if problems:
@@ -167,7 +168,7 @@ def write_clip(path: str | Path, clip: MotionClip) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **fields)
+            (np.savez_compressed if compressed else np.savez)(f, **fields)
         os.chmod(tmp, 0o644)  # mkstemp makes it private
         os.replace(tmp, path)
     except BaseException:

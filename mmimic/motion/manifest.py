@@ -13,7 +13,10 @@ sha1 = "0123...cdef"          # that file's SHA-1, 40 hex digits (optional)
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import tempfile
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +30,7 @@ DEFAULT_CATEGORY = "other"
 _KEYS = {"weight", "split", "description", "category", "source", "sha1"}
 _CATEGORY = re.compile(r"[a-z][a-z0-9_]*")
 _SHA1 = re.compile(r"[0-9a-f]{40}")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,11 @@ def manifest_problems(directory: Path) -> tuple[dict[str, dict], list[str]]:
             table = tomllib.load(f)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         return {}, [f"malformed TOML: {exc}"]
+    return _table_problems(table, directory)
+
+
+def _table_problems(table: dict, directory: Path) -> tuple[dict[str, dict], list[str]]:
+    """`manifest_problems` of a parsed manifest `table` for the clips of `directory`."""
     problems = [f"unknown top-level key {key!r} (expected [clips.<name>] tables)" for key in table if key != "clips"]
     clips = table.get("clips", {})
     if not isinstance(clips, dict):
@@ -87,6 +96,38 @@ def manifest_problems(directory: Path) -> tuple[dict[str, dict], list[str]]:
         if not isinstance(sha1, str) or (sha1 and not _SHA1.fullmatch(sha1)):
             problems.append(f"{where}.sha1 must be 40 lowercase hex digits, got {sha1!r}")
     return clips, problems
+
+
+def write_manifest(directory: Path, clips: dict[str, dict[str, object]], header: str = "") -> None:
+    """Write `directory`'s manifest atomically: `header` as comment lines, then one
+    [clips.<name>] table per clip in the given order (string and number values only);
+    `MotionError`, before anything is replaced, naming the clip and key of any other value or
+    any problem `manifest_problems` would report."""
+    lines = [f"# {line}".rstrip() for line in header.splitlines()]
+    for name, entry in clips.items():
+        if not _BARE_KEY.fullmatch(name):
+            raise MotionError(directory / MANIFEST, f"clip name {name!r} is not a bare TOML key")
+        lines += ["", f"[clips.{name}]"]
+        for key, value in entry.items():
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                raise MotionError(directory / MANIFEST, f"clips.{name}.{key}: {value!r} is not a string or number")
+            lines.append(f"{key} = {json.dumps(value, ensure_ascii=False)}")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{MANIFEST}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write("\n".join(lines).lstrip("\n") + "\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private
+        with open(tmp, "rb") as f:
+            table = tomllib.load(f)
+        problems = _table_problems(table, directory)[1]
+        if table.get("clips", {}) != clips:
+            problems.append("the written manifest does not read back as given")
+        if problems:
+            raise MotionError(directory / MANIFEST, problems)
+        os.replace(tmp, directory / MANIFEST)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def directory_entries(directory: Path) -> list[ClipEntry]:

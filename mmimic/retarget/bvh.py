@@ -1,18 +1,22 @@
-"""Reader for BVH motion capture: any skeleton, through a joint-name map; CMU naming built in.
+"""Reader for BVH motion capture: any skeleton, through a joint-name map; CMU and Daz namings built in.
 
 A name map (`--name-map FILE`, TOML) says which BVH joint is each canonical keypoint and,
 optionally, which joint's rotation orients each segment, and the file's up axis::
 
     up = "y"                       # the BVH's up axis, "y" (default) or "z"
+    scale = 0.01                   # metres per file length unit (default 1)
+    skip_frames = 1                # leading frames that are not motion (an added T-pose), dropped
     [keypoints]                    # required: hip, knee, ankle, shoulder, elbow, wrist (_l, _r)
     hip_l = "LeftUpLeg"            # optional: toe_l/_r (ball of the foot), hand_l/_r (knuckles)
     [segments]                     # optional: pelvis, torso, foot_l, foot_r
     pelvis = "Hips"
 
-Without a map, the skeleton must use one of the built-in CMU namings (B. Hahne's 3dsMax- and
-MotionBuilder-friendly conversions of the CMU database), whose lengths are CMU ASF units:
-`CMU_SCALE` metres each (CMU FAQ), the default `scale` for them. Rotations are in degrees,
-applied in the order the CHANNELS line lists them; End Sites become joints named `<parent>_End`.
+Without a map, the skeleton must use one of the built-in namings (`BUILTIN_MAPS`): B. Hahne's
+3dsMax- and MotionBuilder-friendly conversions of the CMU database, whose lengths are CMU ASF
+units (`CMU_SCALE` metres each, CMU FAQ), and his Daz-friendly one on the Daz/Aiko3 rig
+(centimetres, y up, frame 0 an added T-pose, frames 1-4 a blend out of it). Rotations are in degrees, applied in the order the
+CHANNELS line lists them; End Sites become joints named `<parent>_End`. The file's frame time
+may be overridden (`fps`): some conversions carry a wrong header.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class NameMap:
     segments: dict[str, str]
     up: str = "y"
     scale: float = 1.0
+    skip_frames: int = 0
 
 
 CMU_MAPS = (
@@ -71,6 +76,24 @@ CMU_MAPS = (
         scale=CMU_SCALE,
     ),
 )
+
+DAZ_MAP = NameMap(
+    "Daz/Aiko3 (CMU Daz-friendly conversion)",
+    {
+        f"{kp}_{s}": f"{s}{joint}" for s in SIDES for kp, joint in (
+            ("hip", "Thigh"), ("knee", "Shin"), ("ankle", "Foot"), ("toe", "Foot_End"),
+            ("shoulder", "Shldr"), ("elbow", "ForeArm"), ("wrist", "Hand"), ("hand", "Mid1"),
+        )
+    },
+    {"pelvis": "hip", "torso": "chest", "foot_l": "lFoot", "foot_r": "rFoot"},
+    scale=0.01,
+    skip_frames=5,
+)
+"""The Daz/Aiko3 rig of Hahne's Daz-friendly CMU release: centimetres, y up; frame 0 is an added
+T-pose and frames 1-4 the conversion's blend out of it (the wrists move at 20-30 m/s between
+them in most files: docs/retargeting.md), so the motion starts at frame 5. `Foot_End` (the
+foot's End Site, 12 cm ahead of the ankle) stands for the ball of the foot."""
+BUILTIN_MAPS = (*CMU_MAPS, DAZ_MAP)
 
 
 @dataclass
@@ -210,9 +233,11 @@ def read_name_map(path: str | Path) -> NameMap:
         raise RetargetError(path, "name map file not found") from None
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RetargetError(path, f"not a readable TOML name map ({exc})") from None
-    unknown = sorted(set(table) - {"up", "scale", "keypoints", "segments"})
+    unknown = sorted(set(table) - {"up", "scale", "skip_frames", "keypoints", "segments"})
     if unknown:
-        raise RetargetError(path, f"unknown key(s) {', '.join(unknown)} (expected up, scale, [keypoints], [segments])")
+        raise RetargetError(
+            path, f"unknown key(s) {', '.join(unknown)} (expected up, scale, skip_frames, [keypoints], [segments])"
+        )
     keypoints, segments = table.get("keypoints", {}), table.get("segments", {})
     for field, entries, allowed in (("keypoints", keypoints, KEYPOINTS), ("segments", segments, SEGMENTS)):
         if not isinstance(entries, dict) or not all(isinstance(v, str) for v in entries.values()):
@@ -225,24 +250,36 @@ def read_name_map(path: str | Path) -> NameMap:
         raise RetargetError(path, f"up must be \"y\" or \"z\", got {up!r}")
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
         raise RetargetError(path, f"scale must be a positive number, got {scale!r}")
-    return NameMap(path.name, dict(keypoints), dict(segments), up, float(scale))
+    skip = table.get("skip_frames", 0)
+    if isinstance(skip, bool) or not isinstance(skip, int) or skip < 0:
+        raise RetargetError(path, f"skip_frames must be a non-negative integer, got {skip!r}")
+    return NameMap(path.name, dict(keypoints), dict(segments), up, float(scale), skip)
 
 
-def read_bvh(path: str | Path, name_map: NameMap | None = None, scale: float | None = None) -> SourceMotion:
-    """Read a BVH clip into canonical keypoints; `scale` (metres per file unit) overrides the
-    name map's. `RetargetError` for a malformed file or a skeleton no name map fits."""
+def read_bvh(
+    path: str | Path, name_map: NameMap | None = None, scale: float | None = None, fps: float | None = None
+) -> SourceMotion:
+    """Read a BVH clip into canonical keypoints, without the name map's `skip_frames`; `scale`
+    (metres per file unit) overrides the name map's, `fps` the file's frame time. `RetargetError`
+    for a malformed file, a skeleton no name map fits or too few frames."""
     path = Path(path)
+    if fps is not None and not (np.isfinite(fps) and fps > 0):
+        raise RetargetError(path, f"the frame-rate override must be positive, got {fps}")
     bvh = parse_bvh(path)
     names = set(bvh.skeleton.names)
     if name_map is None:
-        name_map = next((m for m in CMU_MAPS if set(m.keypoints.values()) <= names), None)
+        name_map = next((m for m in BUILTIN_MAPS if set(m.keypoints.values()) <= names), None)
         if name_map is None:
             raise RetargetError(
-                path, "unknown skeleton: its joint names match no built-in naming (CMU); pass --name-map FILE"
+                path, "unknown skeleton: its joint names match no built-in naming (CMU, Daz); pass --name-map FILE"
             )
     missing = sorted({*name_map.keypoints.values(), *name_map.segments.values()} - names)
     if missing:
         raise RetargetError(path, f"the name map {name_map.name} names joint(s) the file lacks: {', '.join(missing)}")
+    if len(bvh.values) < name_map.skip_frames + 2:
+        raise RetargetError(path, f"{len(bvh.values)} frame(s), {name_map.skip_frames} of them skipped by the name "
+                            f"map {name_map.name}; a clip needs at least 2 more")
+    bvh.values = bvh.values[name_map.skip_frames :]
     units = name_map.scale if scale is None else scale
     skeleton = Skeleton(bvh.skeleton.names, bvh.skeleton.parents, bvh.skeleton.offsets * units)
     local, root = _local_motion(bvh, units)
@@ -251,8 +288,8 @@ def read_bvh(path: str | Path, name_map: NameMap | None = None, scale: float | N
     pos, rot = to_z_up(up_to_z, pos, rot)
     rest_axes = _rest_axes(path, skeleton, name_map)
     motion = source_motion(
-        path, 1.0 / bvh.frame_time, skeleton, pos, rot, name_map.keypoints, name_map.segments, rest_axes,
-        f"bvh ({name_map.name})",
+        path, 1.0 / bvh.frame_time if fps is None else fps, skeleton, pos, rot, name_map.keypoints, name_map.segments,
+        rest_axes, f"bvh ({name_map.name})",
     )
     motion.check()
     return motion

@@ -24,11 +24,13 @@ _SUFFIXES = {".bvh": "bvh", ".mot": "opensim", ".sto": "opensim"}
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """Reader options from the command line: a BVH name map and unit scale, the SMPL model directory."""
+    """Reader options from the command line: a BVH name map, unit scale and frame-rate override,
+    the SMPL model directory."""
 
     name_map: NameMap | None = None
     scale: float | None = None
     smpl_model: Path | None = None
+    fps: float | None = None
 
 
 def source_format(path: Path, requested: str | None) -> str:
@@ -55,7 +57,7 @@ def read_keypoint_source(path: Path, fmt: str, options: ReadOptions, geometry: B
     if not path.is_file():
         raise RetargetError(path, "no such file")
     if fmt == "bvh":
-        return read_bvh(path, options.name_map, options.scale)
+        return read_bvh(path, options.name_map, options.scale, options.fps)
     if fmt == "amp":
         return read_amp(path)
     if fmt == "amass":
