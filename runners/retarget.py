@@ -5,8 +5,9 @@
     python runners/retarget.py amass/*.npz --embodiment fullbody --out out/ --smpl-model ~/smpl_models
 
 Sources by type or --format: AMASS .npz (SMPL-H/SMPL-X; --smpl-model DIR for the user's own body
-model files, else a template skeleton), BVH (CMU names built in, else --name-map), OpenSim
-coordinates (.mot/.sto), AMP humanoid .npz. Bimanual clips are the arm joints of the full-body
+model files, else a template skeleton), BVH (CMU and Daz names built in, else --name-map; --fps
+overrides a wrong frame time), OpenSim coordinates (.mot/.sto), AMP humanoid .npz, marker trials
+(.trc/.c3d with --markers MODEL.osim|MAP.toml, [--static], [--ik-tasks]; docs/retargeting.md). Bimanual clips are the arm joints of the full-body
 retarget. Every source is read and checked before anything is written; clips failing a
 quality threshold are reported and kept out of --out unless --keep-failing. Exit status: 0 when
 every clip passed (or --keep-failing), 1 otherwise.
@@ -41,6 +42,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--smpl-model", type=Path, default=None, help="directory of your SMPL-H/SMPL-X model files")
     parser.add_argument("--name-map", type=Path, default=None, help="BVH joint-name map (TOML)")
     parser.add_argument("--scale", type=float, default=None, help="BVH metres per file unit (CMU: 0.056444)")
+    parser.add_argument("--fps", type=float, default=None, help="BVH frame rate, overriding the files' frame time")
     units = parser.add_mutually_exclusive_group()
     units.add_argument("--degrees", dest="angles", action="store_const", const="degrees",
                        help="OpenSim angles are in degrees, whatever the file's header says")
@@ -62,6 +64,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.scale is not None and not args.scale > 0:
         parser.error(f"--scale must be positive, got {args.scale}")
+    if args.fps is not None and not args.fps > 0:
+        parser.error(f"--fps must be positive, got {args.fps}")
     return args
 
 
@@ -96,7 +100,7 @@ def retarget(args: argparse.Namespace, console: Console) -> int:
             names[path.stem] = path
         if args.smpl_model is not None and not args.smpl_model.is_dir():
             raise RetargetError(args.smpl_model, "the --smpl-model directory does not exist")
-        options = ReadOptions(read_name_map(args.name_map) if args.name_map else None, args.scale, args.smpl_model)
+        options = ReadOptions(read_name_map(args.name_map) if args.name_map else None, args.scale, args.smpl_model, args.fps)
         fullbody = load_embodiment("fullbody")
         target = load_embodiment("bimanual") if args.embodiment == "bimanual" else None
         retargeter = Retargeter(fullbody)
