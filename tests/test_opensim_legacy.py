@@ -16,7 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmimic.io.opensim import OpenSimFormatError, OpenSimHeaderWarning, OpenSimUnitsWarning, read_opensim_table
+from mmimic.io.opensim import (
+    OpenSimFormatError,
+    OpenSimHeaderWarning,
+    OpenSimUnitsWarning,
+    read_opensim_table,
+)
 from mmimic.motion import convert_opensim, read_clip
 from mmimic.motion.convert import detect_model
 

@@ -25,7 +25,13 @@ import numpy as np
 
 from mmimic.embodiment import Embodiment
 from mmimic.io.opensim import OpenSimTable, read_opensim_table
-from mmimic.motion.convert import OPENSIM_TO_MUJOCO, PELVIS_BODY, PELVIS_COORDINATES, convert_table, unused_summary
+from mmimic.motion.convert import (
+    OPENSIM_TO_MUJOCO,
+    PELVIS_BODY,
+    PELVIS_COORDINATES,
+    convert_table,
+    unused_summary,
+)
 from mmimic.retarget.ik import FrameSolver, IKSettings
 from mmimic.retarget.keypoints import FULLBODY_POINTS, SIDES
 from mmimic.retarget.source import RetargetError
