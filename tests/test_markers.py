@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 from pathlib import Path
 
 import mujoco
@@ -9,9 +11,11 @@ import numpy as np
 import pytest
 
 import mmimic
+import mmimic.embodiment
 from mmimic.io.c3d import read_force_plates
 from mmimic.io.markers import MarkerTrial
 from mmimic.io.opensim import read_opensim_table
+from mmimic.motion import read_clip
 from mmimic.retarget import RetargetError
 from mmimic.retarget.marker_ik import prepare_markers, read_trial, solve_markers
 from mmimic.retarget.markers import read_ik_tasks, read_marker_set
@@ -23,9 +27,8 @@ VICON_MAP = REPO / "models/markers/vicon_lower_body.toml"
 
 
 @pytest.fixture(scope="module")
-def body():
-    embodiment = mmimic.load_embodiment("fullbody")
-    return embodiment.mj_model, embodiment.initial_qpos()
+def body(fullbody):
+    return fullbody.mj_model, fullbody.initial_qpos()
 
 
 @pytest.fixture(scope="module")
@@ -52,22 +55,44 @@ def _compare(model, qpos, reference: Path, start: float, bounds) -> dict[str, tu
     return found
 
 
-def test_trc_walk_follows_opensim_ik(body, moco):
-    """The Moco walk's markers (no static trial: registered on the first frames) against OpenSim's
-    IK with the same model, markers and task set (OpenSim 4.6, shipped: SOURCE.md), and against the
-    upstream coordinates_full_trial_100hz.mot. The latter does not fit this model's markers (its
-    pose misses the PSIS markers by 2.6-3.5 cm, its pelvis tilt is 6.1 deg RMS off OpenSim 4.6's
-    IK of them), so against it the hip flexion, relative to that pelvis, is bounded by 8 deg."""
-    model, rest = body
-    trial, marker_set, tasks = moco
-    motion = prepare_markers(trial, marker_set, model, rest, tasks)
-    qpos, details, metrics = solve_markers(motion, model, rest, 100.0)
+@pytest.fixture
+def runner(monkeypatch, fullbody):
+    monkeypatch.setattr(mmimic.embodiment, "load_embodiment", lambda name: fullbody)
+    spec = importlib.util.spec_from_file_location("mmimic_retarget_runner", REPO / "runners/retarget.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_trc_walk_follows_opensim_ik(body, runner, tmp_path):
+    """The Moco walk's markers through runners/retarget.py (no static trial: registered on the
+    first frames) against OpenSim's IK with the same model, markers and task set (OpenSim 4.6,
+    shipped: SOURCE.md), and against the upstream coordinates_full_trial_100hz.mot. The latter
+    does not fit this model's markers (its pose misses the PSIS markers by 2.6-3.5 cm, its pelvis
+    tilt is 6.1 deg RMS off OpenSim 4.6's IK of them), so against it the hip flexion, relative to
+    that pelvis, is bounded by 8 deg."""
+    model, _ = body
+    out = tmp_path / "out"
+    argv = [str(MOCO / "markers_walk.trc"), "--markers", str(MOCO / "subject_walk_scaled.osim"),
+            "--ik-tasks", str(MOCO / "ik_tasks_walk.xml"), "--embodiment", "fullbody", "--out", str(out)]
+    assert runner.main(argv) == 0
+    (entry,) = json.loads((out / "report.json").read_text())["clips"]
+    metrics, errors = entry["metrics"], entry["details"]["marker_errors_m"]
     assert metrics["marker_rmse_m"] < 0.012 and metrics["marker_max_error_m"] < 0.04
-    assert set(details["marker_errors_m"]) == set(motion.labels)
+    assert errors["R.ASIS"]["rms_m"] <= errors["R.ASIS"]["max_m"] < 0.04 and errors["R.ASIS"]["missing_frames"] == 0
+    qpos = read_clip(out / "markers_walk.npz").qpos.astype(np.float64)
     bounds = [("hip_flexion", 0.95, 6.0), ("knee_angle", 0.95, 6.0), ("ankle_angle", 0.9, None)]
-    _compare(model, qpos, MOCO / "ik_opensim46_scaled_model.mot", trial.start_time, bounds)
+    _compare(model, qpos, MOCO / "ik_opensim46_scaled_model.mot", 0.0, bounds)
     bounds[0] = ("hip_flexion", 0.95, 8.0)
-    _compare(model, qpos, MOCO / "coordinates_full_trial_100hz.mot", trial.start_time, bounds)
+    _compare(model, qpos, MOCO / "coordinates_full_trial_100hz.mot", 0.0, bounds)
+
+
+def test_runner_refuses_markers_without_a_marker_set(runner, capsys, tmp_path):
+    out = tmp_path / "out"
+    assert runner.main([str(C3D), "--embodiment", "fullbody", "--out", str(out)]) == 1
+    assert "--markers" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def _foot_positions(model: mujoco.MjModel, qpos: np.ndarray) -> np.ndarray:
@@ -138,11 +163,12 @@ def test_bad_marker_input(body, moco, tmp_path):
     assert details["marker_errors_m"]["R.Knee"]["missing_frames"] == 10
 
 
-def test_c3d_plates_per_foot_for_gait_validation():
+def test_c3d_plates_per_foot_for_gait_validation(monkeypatch, fullbody):
     """The C3D trial's plates go to the foot standing on them (checked against the feet's own
     marker speeds: the loaded foot is the still one) and reach the gait validation."""
     from mmimic.eval.validation import GaitDataError, load_experiment
 
+    monkeypatch.setattr(mmimic, "load_embodiment", lambda name: fullbody)
     (trial,) = load_experiment(C3D, body_mass=70.0)
     assert trial.angles == {} and set(trial.grf) == {"l", "r"}
     markers = read_trial(C3D)

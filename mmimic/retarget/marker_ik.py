@@ -142,6 +142,12 @@ class _ScaledBody:
         self.parent_name = {n: self.names[self.base.body_parentid[b]] for b, n in enumerate(self.names)}
         self.offsets = self.base.body_pos.copy()
         self.bodies = [m.body for m in markers]
+        free = np.flatnonzero(self.model.jnt_type == mujoco.mjtJoint.mjJNT_FREE)
+        if free.size != 1:
+            raise ValueError("marker IK needs a body with one free root joint")
+        self.root = int(self.model.jnt_qposadr[free[0]])
+        # qpos column of the free root position (its quaternion follows)
+        self.root_body = int(self.model.jnt_bodyid[free[0]])
 
     def apply(self, scales: dict[str, float], locations: list[np.ndarray]) -> None:
         """Scale every body's children offsets by its scale and place the markers."""
@@ -161,12 +167,9 @@ def _initial_pose(body: _ScaledBody, rest: np.ndarray, observed: np.ndarray, kno
     mc, sc = model_points.mean(0), seen.mean(0)
     u, _, vt = np.linalg.svd((model_points - mc).T @ (seen - sc))
     turn = (u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt).T
-    qpos = rest.copy()
-    qpos[:3] = sc + turn @ (rest[:3] - mc)
-    quat, root = np.empty(4), np.empty(4)
-    mujoco.mju_mat2Quat(root, (turn @ data.xmat[1].reshape(3, 3)).ravel())
-    quat[:] = root
-    qpos[3:7] = quat
+    qpos, r = rest.copy(), body.root
+    qpos[r : r + 3] = sc + turn @ (data.xpos[body.root_body] - mc)
+    mujoco.mju_mat2Quat(qpos[r + 3 : r + 7], (turn @ data.xmat[body.root_body].reshape(3, 3)).ravel())
     return qpos
 
 
@@ -354,7 +357,7 @@ def solve_markers(motion: MarkerMotion, model: mujoco.MjModel, rest: np.ndarray,
         }
     weighted = errors[:, motion.weights > 0]
     weighted = weighted[~np.isnan(weighted)]
-    qpos[:, :3] /= motion.leg_scale
+    qpos[:, body.root : body.root + 3] /= motion.leg_scale
     details = {
         "reader": motion.reader,
         "source_frames": motion.source_frames,

@@ -17,6 +17,9 @@ Per clip, on the stored (float32) trajectory:
   jumps over all tendon-frames; **tendon max jump** is the largest `r` of a jump;
 * **keypoint RMSE** (m): root mean square distance between the IK's keypoints and targets
   over all keypoints and frames (given by the caller);
+* **marker RMSE** and **marker max error** (m), marker trials: as OpenSim's IK reports them,
+  over the weighted markers and the frames that see them, on the body scaled to the subject;
+  the report's details give each marker's RMS, maximum and missing frames (given by the caller);
 * **fps**: output frames per second of retargeting wall time (given by the caller).
 """
 
@@ -38,14 +41,17 @@ EMA_ALPHA = 0.01
 
 @dataclass(frozen=True)
 class Thresholds:
-    """A clip fails when a metric exceeds its threshold (the published GMR-Fit figures, and
-    MuscleMimic's 2.5 cm floating limit)."""
+    """A clip fails when a metric exceeds its threshold (the published GMR-Fit figures,
+    MuscleMimic's 2.5 cm floating limit, and for marker trials OpenSim's IK guidance: marker
+    RMS under 2 cm, the largest error under 4 cm)."""
 
     joint_limit_violation_pct: float = 0.27
     tendon_jump_rate_pct: float = 3.2
     max_penetration_m: float = 0.001
     floating_height_m: float = 0.025
     keypoint_rmse_m: float = 0.025
+    marker_rmse_m: float = 0.02
+    marker_max_error_m: float = 0.04
 
     def failures(self, metrics: dict[str, float]) -> list[str]:
         """The metrics of `metrics` above their thresholds, each as 'name value > threshold'."""

@@ -12,7 +12,7 @@ import numpy as np
 from mmimic.retarget.pipeline import RetargetResult
 
 WORST = ("joint_limit_violation_pct", "penetration_pct", "max_penetration_m", "floating_height_m",
-         "tendon_jump_rate_pct", "tendon_max_jump", "keypoint_rmse_m")
+         "tendon_jump_rate_pct", "tendon_max_jump", "keypoint_rmse_m", "marker_rmse_m", "marker_max_error_m")
 
 
 def clip_entry(name: str, source: Path, result: RetargetResult, written: Path | None,
