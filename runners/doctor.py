@@ -100,11 +100,11 @@ def check_cuda(report: Report) -> None:
 
 def check_rendering(report: Report) -> None:
     try:
-        probe = subprocess.run([sys.executable, "-c", _EGL_PROBE], capture_output=True, text=True, timeout=120,
+        probe = subprocess.run([sys.executable, "-c", _EGL_PROBE], capture_output=True, text=True, timeout=45,
                                check=False)
         ok, why = probe.returncode == 0, (probe.stderr.strip().splitlines() or ["no message"])[-1]
     except subprocess.TimeoutExpired:
-        ok, why = False, "the probe did not finish in 120 s"
+        ok, why = False, "the probe did not finish in 45 s"
     report.rows.append(("offscreen rendering (EGL)", "works" if ok else f"fails: {why}"))
     if not ok:
         problem = f"MuJoCo cannot render offscreen with EGL ({why}): play.py videos and eval reports need it"
