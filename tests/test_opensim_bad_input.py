@@ -72,15 +72,25 @@ def test_nan_cell_is_refused_with_its_line_and_column(motions, tmp_path: Path, c
     assert not out.exists()
 
 
-def test_nan_cell_never_reaches_a_retargeted_clip(fullbody, tmp_path: Path, capsys, monkeypatch) -> None:
+def _nan_root(header, labels, rows):
+    rows[7][labels.index("pelvis_ty")] = "NaN"
+    return header, "pelvis_ty=nan"
+
+
+def _says_radians(header, labels, rows):
+    return ["inDegrees=no" if line == "inDegrees=yes" else line for line in header], "inDegrees=no, but"
+
+
+@pytest.mark.parametrize("spoil", [_nan_root, _says_radians], ids=["nan_cell", "indegrees_no"])
+def test_retarget_writes_nothing_from_a_spoiled_table(fullbody, tmp_path: Path, capsys, monkeypatch, spoil) -> None:
     monkeypatch.setattr("mmimic.embodiment.load_embodiment", lambda name: fullbody)
     header, labels, rows = _table()
-    rows[7][labels.index("pelvis_ty")] = "NaN"
-    source = _write(tmp_path / "nan_root.mot", header, labels, rows)
+    header, expected = spoil(header, labels, rows)
+    source = _write(tmp_path / "spoiled.mot", header, labels, rows)
     out = tmp_path / "out"
     assert _runner("retarget").main([str(source), "--embodiment", "fullbody", "--out", str(out)]) == 1
     text = " ".join(capsys.readouterr().err.split())
-    assert "nan_root.mot" in text and "pelvis_ty=nan" in text and "nothing written" in text
+    assert "spoiled.mot" in text and expected in text and "nothing written" in text
     assert not out.exists() or not list(out.glob("*.npz"))
 
 
