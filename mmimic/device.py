@@ -62,9 +62,10 @@ def resolve_device(device: str | None) -> str:
     """A Warp device name for `device` (None, "cpu", "cuda" or "cuda:K").
 
     None means a GPU when Warp can use one and the CPU otherwise, but it is an error when torch and Warp
-    disagree about the GPU (running the CPU preset on a GPU machine by accident); "cpu" is always allowed. Under torchrun
-    (`LOCAL_RANK` set), None and "cuda" mean this rank's GPU `cuda:LOCAL_RANK`; an explicit "cuda:K" is kept.
-    A CUDA device becomes torch's current device under torchrun, so NCCL and torch's allocations follow it.
+    disagree about the GPU (running the CPU preset on a GPU machine by accident); "cpu" is always allowed.
+    Under torchrun (`LOCAL_RANK` set), None and "cuda" mean this rank's GPU `cuda:LOCAL_RANK`; an explicit
+    "cuda:K" is kept. A CUDA device becomes torch's current device under torchrun, so NCCL and torch's
+    allocations follow it.
     """
     if device is not None and device != "cpu" and device != "cuda" and not _is_indexed_cuda(device):
         raise DeviceError(f"device={device!r} is not 'cpu', 'cuda' or 'cuda:K'")
