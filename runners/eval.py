@@ -124,6 +124,9 @@ def _evaluate(args: argparse.Namespace, console: Console) -> int:
     )
     result = evaluate(setup, record_muscles=bool(args.export or experiments))
     _print_table(console, result.metrics)
+    if result.nan_actions:
+        console.print(f"[yellow]warning:[/yellow] the policy output NaN or inf actions in {result.nan_actions} control "
+                      "step(s); each ended its clip's episode (counted as terminated)", highlight=False)
 
     gait, skipped = {}, {}
     if experiments:
@@ -157,6 +160,7 @@ def _evaluate(args: argparse.Namespace, console: Console) -> int:
         payload = {
             **context,
             "metrics": result.metrics.as_dict(),
+            "nan_actions": result.nan_actions,
             "gait": {clip: c.summary() for clip, c in gait.items()},
             "gait_skipped": skipped,
             "experiment_notes": notes,

@@ -70,6 +70,19 @@ def test_nan_learning_rate_stops_within_the_iteration(tmp_path: Path, capsys: py
     text = output(capsys)
     assert f"checkpoint {poisoned}: non-finite weights (actor." in text and "its policy outputs NaN" in text, text
 
+    # Finite weights whose output overflows to inf: eval.py runs, and says how many steps had such actions.
+    payload = torch.load(newest, weights_only=True)
+    last = sorted(k for k in payload["actor"] if k.endswith("weight"))[-1]
+    payload["actor"][last] = torch.full_like(payload["actor"][last], 3e38)
+    overflowing = tmp_path / "overflow.pt"
+    torch.save(payload, overflowing)
+    report = tmp_path / "eval.json"
+    assert runner("eval").main(["--checkpoint", str(overflowing), "--motions", str(CLIP), "--num-envs", "1",
+                                "--no-gait", "--json", str(report)]) == 0
+    text = output(capsys)
+    assert "warning: the policy output NaN or inf actions in 1 control step(s)" in text, text
+    assert json.loads(report.read_text())["nan_actions"] == 1
+
 
 def test_non_finite_actions_above_the_limit_stop_training(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:

@@ -114,6 +114,8 @@ class EvaluationResult:
     config: EnvConfig
     metrics: EvaluationMetrics
     trajectories: Trajectories
+    nan_actions: int = 0
+    """Control steps, over all clips, whose action held NaN or inf (replaced by zeros, the episode terminated)."""
 
 
 class _Recorder:
@@ -145,6 +147,7 @@ def _run_chunk(
     length = torch.zeros(env.num_envs, dtype=torch.int64, device=env.torch_device)
     ret = torch.zeros(env.num_envs, device=env.torch_device)
     terminated = torch.zeros(env.num_envs, dtype=torch.bool, device=env.torch_device)
+    nan_actions = torch.zeros(env.num_envs, dtype=torch.int64, device=env.torch_device)
     # per-instant sources, refreshed in place before each record
     current = {
         "qpos": sim.qpos,
@@ -168,6 +171,7 @@ def _run_chunk(
     with torch.no_grad():
         for k in range(1, steps + 1):
             obs, reward, done, info = env.step(policy(obs))
+            nan_actions += info["nan_actions"] & alive
             finishing = alive & done
             ret += torch.where(alive, reward, torch.zeros_like(reward))
             length += alive.long()
@@ -186,6 +190,7 @@ def _run_chunk(
     out["episode_length"] = length[:n].cpu().numpy()
     out["episode_return"] = ret[:n].cpu().numpy()
     out["terminated"] = terminated[:n].cpu().numpy()
+    out["nan_actions"] = nan_actions[:n].cpu().numpy()
     return out
 
 
@@ -268,7 +273,7 @@ def evaluate(setup: EvalSetup, record_muscles: bool = False) -> EvaluationResult
     per_clip = _pad_and_join(chunks)
     root = env.root_qpos_adr
     per_clip |= reference_frames(library, torch.arange(library.num_clips), per_clip["qpos"].shape[1], root)
-    scalars = {key: per_clip.pop(key) for key in ("valid", "episode_length", "episode_return", "terminated")}
+    scalars = {key: per_clip.pop(key) for key in ("valid", "episode_length", "episode_return", "terminated", "nan_actions")}
     trajectories = Trajectories(
         clip_names=list(library.clip_names),
         fps=float(library.fps),
@@ -287,7 +292,8 @@ def evaluate(setup: EvalSetup, record_muscles: bool = False) -> EvaluationResult
         categories=library.clip_categories,
         splits=library.clip_splits,
     )
-    return EvaluationResult(setup.checkpoint, setup.embodiment, env.config, metrics, trajectories)
+    return EvaluationResult(setup.checkpoint, setup.embodiment, env.config, metrics, trajectories,
+                            int(scalars["nan_actions"].sum()))
 
 
 def _pad_and_join(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
