@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from rich.console import Console
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import mmimic
 from mmimic.checkpoint import load_checkpoint
@@ -41,7 +42,8 @@ def closed_form(weights, episodes, terminations, config: SamplingConfig) -> np.n
 def test_sampler_matches_the_closed_form() -> None:
     config = SamplingConfig()
     weights = torch.tensor([1.0, 2.0, 0.0, 1.0])
-    sampler = FailureWeightedSampler(config, weights)
+    names = ["fail", "fine", "off", "idle"]
+    sampler = FailureWeightedSampler(config, weights, names)
     np.testing.assert_allclose(sampler.probabilities.numpy(), [0.25, 0.5, 0.0, 0.25], rtol=1e-6)  # priors: rate 0.5
     # clip 0 fails every episode, clip 1 never, clip 2 (weight 0) and clip 3 are not drawn: 3 iterations
     for _ in range(3):
@@ -57,9 +59,17 @@ def test_sampler_matches_the_closed_form() -> None:
     assert p[0] > 0.25 > p[1] / 2 and p[2] == 0.0  # the failing clip gains, the weight-0 clip stays out
 
     # exponent 0: the manifest weights alone, whatever the failures
-    flat = FailureWeightedSampler(SamplingConfig(exponent=0.0), weights)
+    flat = FailureWeightedSampler(SamplingConfig(exponent=0.0), weights, names)
     flat.update(torch.tensor([4.0, 4.0, 0.0, 0.0]), torch.tensor([4.0, 0.0, 0.0, 0.0]))
     np.testing.assert_allclose(flat.probabilities.numpy(), [0.25, 0.5, 0.0, 0.25], rtol=1e-6)
+
+    # a checkpoint's averages follow the clips by name: a clip added since starts from the priors
+    grown = FailureWeightedSampler(config, torch.ones(3), ["new", "fine", "fail"])
+    assert grown.load_state_dict(sampler.state_dict()) == 2
+    np.testing.assert_allclose(grown.episodes.numpy(), [10.0, episodes[1], episodes[0]], rtol=1e-6)
+    np.testing.assert_allclose(grown.terminations.numpy(), [5.0, terminations[1], terminations[0]], rtol=1e-6)
+    np.testing.assert_allclose(grown.probabilities.numpy(),
+                               closed_form([1.0] * 3, grown.episodes, grown.terminations, config), rtol=1e-5)
 
 
 def test_sampling_config_ranges() -> None:
@@ -177,6 +187,10 @@ def test_training_draws_the_failing_clip_more(jitter_set: Path, tmp_path: Path) 
     calm = [r["category/calm/early_termination_rate"] for r in records]
     assert min(jump) > 0.8 and max(calm) == 0.0, (jump, calm)
     assert "by category (length / early termination / reward per step): calm" in output.getvalue()
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    for tag in ("category/jump/early_termination_rate", "category/calm/episode_length", "category/calm/reward"):
+        assert len(events.Scalars(tag)) == 4, tag
 
     # The sampler's state is the closed-form moving average of the logged per-category counts
     # (one drawable clip per category: jitter is clip 0, still clip 1, unused clip 2).

@@ -2,8 +2,9 @@
 
 Every step adds, for each world, into the row of the clip its episode is playing: one step, the
 step's reward, and, for a world whose episode finished, one episode, an early termination when
-it was absorbing, its length and its return. One `index_add_` per step, no host sync; `summary`
-groups the clips by category and reads everything in one transfer.
+it was absorbing, its length and its return. One `index_add_` per step, no host sync; `grouped`
+sums the clips of each category on the device, for the trainer's one host read per iteration
+(`EpisodeStats.summary`), and `describe` turns the values read into metrics.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ FIELDS = ("steps", "reward", "episodes", "early_terminations", "episode_length",
 
 
 class ClipStats:
-    """Sums per clip of one iteration's steps (`totals`, (len(FIELDS), C) float32 on the library's device)."""
+    """Sums per clip of one iteration's steps (`totals`, (len(FIELDS), C) float32 on the library's device);
+    `probabilities` (C,), when given, is the clip sampling distribution (read where it lies, so a buffer
+    updated in place is reported as it is at each read)."""
 
-    def __init__(self, library: MotionLibrary) -> None:
+    def __init__(self, library: MotionLibrary, probabilities: torch.Tensor | None = None) -> None:
         self.categories = list(library.categories)
         self.category_id = library.clip_category_id
         self.totals = torch.zeros(len(FIELDS), library.num_clips, device=library.device)
+        self.probabilities = probabilities
 
     @property
     def episodes(self) -> torch.Tensor:
@@ -48,27 +52,31 @@ class ClipStats:
         ))
         self.totals.index_add_(1, clip.to(torch.int64), rows)
 
-    def summary(self, probabilities: torch.Tensor | None = None) -> dict[str, float]:
-        """`category/<name>/...`: `reward` (mean per step), `episode_length`, `episode_return`,
-        `early_termination_rate` (per finished episode, NaN without one), `episodes`, and with the
-        clip sampling `probabilities` (C,) the category's share of the draws (`sampling_share`).
-        One host read; the sums start again from zero."""
-        k = len(self.categories)
-        grouped = torch.zeros(len(FIELDS) + 1, k, device=self.totals.device)
+    def grouped(self) -> torch.Tensor:
+        """(len(FIELDS) + 1, K) on the device: each category's sums, and its share of the sampling
+        probabilities (0 without them)."""
+        grouped = torch.zeros(len(FIELDS) + 1, len(self.categories), device=self.totals.device)
         grouped[: len(FIELDS)].index_add_(1, self.category_id, self.totals)
-        if probabilities is not None:
-            grouped[-1].index_add_(0, self.category_id, probabilities.to(grouped.dtype))
-        values = dict(zip((*FIELDS, "sampling_share"), grouped.tolist()))
+        if self.probabilities is not None:
+            grouped[-1].index_add_(0, self.category_id, self.probabilities.to(grouped.dtype))
+        return grouped
+
+    def describe(self, values: list[float]) -> dict[str, float]:
+        """`category/<name>/...` from the flattened `grouped()` read to the host: `reward` (mean per
+        step), `episode_length`, `episode_return`, `early_termination_rate` (per finished episode, NaN
+        without one), `episodes`, and with probabilities `sampling_share`. The sums start again from zero."""
+        k = len(self.categories)
+        rows = {name: values[i * k : (i + 1) * k] for i, name in enumerate((*FIELDS, "sampling_share"))}
         self.totals.zero_()
         result = {}
         for i, name in enumerate(self.categories):
-            steps, episodes = values["steps"][i], values["episodes"][i]
+            steps, episodes = rows["steps"][i], rows["episodes"][i]
             prefix = f"category/{name}/"
-            result[prefix + "reward"] = values["reward"][i] / steps if steps else math.nan
+            result[prefix + "reward"] = rows["reward"][i] / steps if steps else math.nan
             result[prefix + "episodes"] = episodes
             for key in ("episode_length", "episode_return", "early_terminations"):
                 label = "early_termination_rate" if key == "early_terminations" else key
-                result[prefix + label] = values[key][i] / episodes if episodes else math.nan
-            if probabilities is not None:
-                result[prefix + "sampling_share"] = values["sampling_share"][i]
+                result[prefix + label] = rows[key][i] / episodes if episodes else math.nan
+            if self.probabilities is not None:
+                result[prefix + "sampling_share"] = rows["sampling_share"][i]
         return result

@@ -28,8 +28,11 @@ EPS = 1e-6
 class FailureWeightedSampler:
     """Per-clip failure statistics and the sampling probabilities they imply, on one device."""
 
-    def __init__(self, config: SamplingConfig, base_weight: torch.Tensor) -> None:
+    def __init__(self, config: SamplingConfig, base_weight: torch.Tensor, clip_names: list[str]) -> None:
+        if len(clip_names) != base_weight.shape[0]:
+            raise ValueError(f"{len(clip_names)} clip names for {base_weight.shape[0]} clip weights")
         self.config = config
+        self.clip_names = list(clip_names)
         self.base_weight = base_weight.detach().to(torch.float32).clone()  # (C,) manifest weights, any scale
         self.episodes = torch.full_like(self.base_weight, config.prior_episodes)
         self.terminations = torch.full_like(self.base_weight, config.prior_terminations)
@@ -60,14 +63,21 @@ class FailureWeightedSampler:
         uniform = weight / weight.sum()
         self.probabilities.copy_((1.0 - c.uniform_mix) * priority / priority.sum() + c.uniform_mix * uniform)
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"episodes": self.episodes, "terminations": self.terminations}
+    def state_dict(self) -> dict:
+        """The averages with the clip names they belong to (plain data for a checkpoint)."""
+        return {"clip_names": list(self.clip_names), "episodes": self.episodes.clone(),
+                "terminations": self.terminations.clone()}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        for name in ("episodes", "terminations"):
-            value = state[name]
-            if value.shape != self.episodes.shape:
-                raise ValueError(f"sampler state {name!r} has {value.shape[0]} clips, the motion library "
-                                 f"{self.episodes.shape[0]}")
-            getattr(self, name).copy_(value)
+    def load_state_dict(self, state: dict) -> int:
+        """Restore the averages of the clips named in `state`; clips it does not name (added to the
+        motion sets since) keep the priors. Returns the number of clips restored."""
+        saved = {name: i for i, name in enumerate(state["clip_names"])}
+        ours = [i for i, name in enumerate(self.clip_names) if name in saved]
+        theirs = [saved[self.clip_names[i]] for i in ours]
+        if ours:
+            index = torch.tensor(ours, device=self.episodes.device)
+            source = torch.tensor(theirs, device=state["episodes"].device)
+            self.episodes[index] = state["episodes"][source].to(self.episodes)
+            self.terminations[index] = state["terminations"][source].to(self.terminations)
         self._recompute()
+        return len(ours)

@@ -61,16 +61,21 @@ class TrainingDiverged(RuntimeError):
 
 
 class EpisodeStats:
-    """Sums over a rollout, kept on the device: rewards per term, finished episodes, early terminations."""
+    """Sums over a rollout, kept on the device: rewards per term, finished episodes, early terminations,
+    and with `clips` the per-clip sums that `summary` reports per motion category."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, clips: ClipStats | None = None) -> None:
         self.device = device
         self.sums: dict[str, torch.Tensor] = {}
+        self.clips = clips
 
     def add(self, key: str, value: torch.Tensor) -> None:
         self.sums[key] = self.sums.get(key, torch.zeros((), device=self.device)) + value
 
-    def record_step(self, reward: torch.Tensor, done: torch.Tensor, info: dict) -> None:
+    def record_step(self, reward: torch.Tensor, done: torch.Tensor, info: dict, clip: torch.Tensor | None = None) -> None:
+        """`clip`: each world's clip before the step (needed with `clips`)."""
+        if self.clips is not None:
+            self.clips.record_step(clip, reward, done, info)
         self.add("reward/total", reward.mean())
         for name, term in info["reward_terms"].items():
             self.add(f"reward/{name}", term.mean())
@@ -84,8 +89,11 @@ class EpisodeStats:
     def summary(self, steps: int) -> dict[str, float]:
         """Read everything to the host in one transfer."""
         keys = list(self.sums)
-        values = torch.stack([self.sums[k] for k in keys]).tolist() if keys else []
-        raw = dict(zip(keys, values))
+        parts = [torch.stack([self.sums[k] for k in keys])] if keys else []
+        if self.clips is not None:
+            parts.append(self.clips.grouped().flatten())
+        values = torch.cat(parts).tolist() if parts else []
+        raw = dict(zip(keys, values[: len(keys)]))
         self.sums.clear()
         episodes = raw.pop("episodes", 0.0)
         result = {k: v / steps for k, v in raw.items() if k.startswith("reward/")}
@@ -97,6 +105,8 @@ class EpisodeStats:
         result["errors/nan_actions"] = raw.get("nan_actions", 0.0)
         if "nonfinite_weights" in raw:
             result["errors/nonfinite_weights"] = raw["nonfinite_weights"]
+        if self.clips is not None:
+            result.update(self.clips.describe(values[len(keys):]))
         return result
 
 
@@ -157,10 +167,10 @@ class Trainer:
         categories = config.categories or None
         self.motions = MotionLibrary(self.embodiment, motions, self.device, split="train", categories=categories)
         self.validation_motions = self._validation_library(motions, categories)
-        self.clip_stats = ClipStats(self.motions)
         # Failure-weighted clip sampling (mmimic.train.sampling); one clip is drawn alone either way.
-        self.sampler = FailureWeightedSampler(config.sampling, self.motions.clip_weight) \
+        self.sampler = FailureWeightedSampler(config.sampling, self.motions.clip_weight, self.motions.clip_names) \
             if config.sampling.failure_weighted and self.motions.num_clips > 1 else None
+        self.clip_stats = ClipStats(self.motions, None if self.sampler is None else self.sampler.probabilities)
         # Each rank draws its own episode starts.
         self.env_fields = {**config.env, "seed": int(config.env.get("seed", run.seed)) + self.rank}
         env_config = EnvConfig.for_embodiment(self.embodiment, **self.env_fields)
@@ -207,7 +217,7 @@ class Trainer:
                 self.reward_normalizer.load_state_dict(checkpoint["reward_normalizer"])
             sampler_state = checkpoint.get("extra", {}).get("clip_sampler")
             if self.sampler is not None and sampler_state is not None:
-                self.sampler.load_state_dict({k: v.to(self.device) for k, v in sampler_state.items()})
+                self.sampler.load_state_dict(sampler_state)
                 self.env.set_clip_weights(self.sampler.probabilities)
 
     # ------------------------------------------------------------------ the loop
@@ -217,7 +227,7 @@ class Trainer:
         run = self.config.run
         previous = signal.signal(signal.SIGINT, self._request_stop)
         last_saved: Path | None = None
-        stats = EpisodeStats(self.device)
+        stats = EpisodeStats(self.device, self.clip_stats)
         obs = self.env.reset()
         try:
             with RunLogger(self.paths.root, run.iterations, self.console, enabled=self.is_main) as logger:
@@ -228,8 +238,8 @@ class Trainer:
                     self._count_nonfinite(stats)
                     steps = run.num_steps * run.num_envs * self.world_size
                     self.env_steps += steps
+                    self._update_sampler()
                     metrics = stats.summary(run.num_steps)
-                    metrics.update(self._clip_metrics())
                     metrics.update({f"ppo/{k}": v for k, v in update.items()})
                     metrics.update(self._system_metrics(steps, time.perf_counter() - started))
                     problems = self._health(metrics)
@@ -276,8 +286,7 @@ class Trainer:
             next_obs, reward, done, info = self.env.step(action)
             scaled = self.reward_normalizer(reward, done) if self.config.run.normalize_reward else reward
             self.storage.add(taken_from, action, log_prob, value, scaled, done, info["terminated"])
-            stats.record_step(reward, done, info)
-            self.clip_stats.record_step(clip, reward, done, info)
+            stats.record_step(reward, done, info, clip)
             obs = next_obs
         return obs
 
@@ -326,17 +335,14 @@ class Trainer:
         self.storage.clear()
         return result
 
-    def _clip_metrics(self) -> dict[str, float]:
-        """Per-category statistics of the rollout; first, with failure-weighted sampling, the clip
-        probabilities updated from its per-clip counts (all ranks' under torchrun) and written into
-        the environment's reset CDF, on the device."""
-        stats = self.clip_stats
+    def _update_sampler(self) -> None:
+        """Sum the rollout's per-clip counts over the ranks under torchrun and, with failure-weighted
+        sampling, update the clip probabilities and the environment's reset CDF, on the device."""
+        counts = self.clip_stats
         if self.world_size > 1:
-            dist.all_reduce(stats.totals)
-        if self.sampler is None:
-            return stats.summary()
-        self.env.set_clip_weights(self.sampler.update(stats.episodes, stats.early_terminations))
-        return stats.summary(self.sampler.probabilities)
+            dist.all_reduce(counts.totals)
+        if self.sampler is not None:
+            self.env.set_clip_weights(self.sampler.update(counts.episodes, counts.early_terminations))
 
     def _system_metrics(self, steps: int, seconds: float) -> dict[str, float]:
         metrics = {"sps": steps / seconds, "time/iteration_s": seconds}
@@ -359,8 +365,7 @@ class Trainer:
             self.validation_env = ImitationEnv(self.embodiment, self.validation_motions, run.validation_envs,
                                                str(self.device), env_config)
         env = self.validation_env
-        stats = EpisodeStats(self.device)
-        clip_stats = ClipStats(self.validation_motions)
+        stats = EpisodeStats(self.device, ClipStats(self.validation_motions))
         normalizer = self.actor_critic.obs_normalizer
         obs = env.reset()
         for _ in range(run.validation_steps):
@@ -368,10 +373,8 @@ class Trainer:
             action = mean + torch.exp(self.actor_critic.log_std) * torch.randn_like(mean)
             clip = env.clip.long()
             obs, reward, done, info = env.step(action)
-            stats.record_step(reward, done, info)
-            clip_stats.record_step(clip, reward, done, info)
-        metrics = {**stats.summary(run.validation_steps), **clip_stats.summary()}
-        return {f"validation/{k}": v for k, v in metrics.items()}
+            stats.record_step(reward, done, info, clip)
+        return {f"validation/{k}": v for k, v in stats.summary(run.validation_steps).items()}
 
     def save(self) -> Path | None:
         """Checkpoint the run (rank 0), keeping the newest `keep_checkpoints`."""
