@@ -15,7 +15,9 @@ allocates solver and collision scratch on every call, so the reset's forward pas
 conditional node, in every step. mujoco_warp's forward takes no world mask: it always covered
 every world, so with thousands of worlds, where some world finishes in nearly every step, this
 costs nothing; on a CPU with few worlds it adds about one substep to the steps without a reset.
-It leaves the state and the next step's physics unchanged (forward does not touch the warm start).
+It leaves the state and the next step's physics unchanged (forward does not touch the warm start);
+observations and rewards are computed before it, as `derived` says, and after `step` the
+simulator's views (`env.sim.actuator_force`, ...) hold the forward pass of the new state.
 
 `EnvConfig.derived`: after `mj_step` MuJoCo's derived quantities (site poses, body velocities,
 muscle lengths and forces, sensors) belong to the start of the last substep. The default
