@@ -64,7 +64,6 @@ def runner(monkeypatch, fullbody):
     return module
 
 
-@pytest.mark.slow
 def test_trc_walk_follows_opensim_ik(body, runner, tmp_path):
     """The Moco walk's markers through runners/retarget.py (no static trial: registered on the
     first frames) against OpenSim's IK with the same model, markers and task set (OpenSim 4.6,
@@ -184,3 +183,19 @@ def test_c3d_plates_per_foot_for_gait_validation(monkeypatch, fullbody):
         assert len(trial.events[side].heel_strikes) == 1
     with pytest.raises(GaitDataError, match="no complete"):
         trial.stride_windows("r")  # one plate strike per foot: no heel-strike-to-heel-strike stride
+
+
+def test_static_trial_registration_agrees_with_first_frames(body, moco):
+    """Registering on a static trial (here 0.3 s of the walk's middle, every marker seen) gives
+    the legs the scale the first-frames registration gives, and the same markers placed."""
+    model, rest = body
+    trial, marker_set, tasks = moco
+    static = MarkerTrial(trial.path.with_name("static.trc"), trial.fps, list(trial.labels),
+                         trial.positions[100:130].copy(), 0.0, [])
+    from_static = prepare_markers(trial, marker_set, model, rest, tasks, static=static)
+    from_start = prepare_markers(trial, marker_set, model, rest, tasks)
+    assert any("static trial static.trc" in note for note in from_static.notes)
+    assert from_static.leg_scale == pytest.approx(from_start.leg_scale, rel=0.02)
+    assert from_static.labels == from_start.labels
+    for a, b in zip(from_static.markers, from_start.markers):
+        assert np.linalg.norm(a.location - b.location) < 0.03, a.label

@@ -173,11 +173,12 @@ def _initial_pose(body: _ScaledBody, rest: np.ndarray, observed: np.ndarray, kno
     return qpos
 
 
-def _solve_frames(body: _ScaledBody, rest: np.ndarray, settings: IKSettings, positions: np.ndarray,
-                  weights: np.ndarray, initial: np.ndarray | None = None) -> np.ndarray:
-    """IK of every frame of `positions` (T, M, 3) in order; a missing marker weighs 0 in its frame."""
-    solver = FrameSolver(body.model, body.ids, weights, [], np.zeros(0), rest, settings)
-    start = initial if initial is not None else _initial_pose(body, rest, positions[0], weights > 0)
+def _solve_frames(body: _ScaledBody, solver: FrameSolver, rest: np.ndarray, positions: np.ndarray,
+                  weights: np.ndarray) -> np.ndarray:
+    """IK of every frame of `positions` (T, M, 3) in order, from the rest pose moved onto the
+    first frame; a missing marker weighs 0 in its frame."""
+    solver.history = []  # a new sequence: the first frame is solved from `start`
+    start = _initial_pose(body, rest, positions[0], weights > 0)
     qpos = np.empty((len(positions), body.model.nq))
     for t, frame in enumerate(positions):
         missing = np.isnan(frame[:, 0])
@@ -204,10 +205,13 @@ def _fit_scales(body: _ScaledBody, qpos: np.ndarray, observed: np.ndarray, weigh
     zero = {n: 0.0 for n in body.names}
     body.apply(zero, locations)
     base = _marker_positions(body, qpos)
-    columns = []
+    columns = {}
     for name in names:
         body.apply(zero | {name: 1.0}, locations)
-        columns.append((_marker_positions(body, qpos) - base).reshape(k, m * 3))
+        effect = (_marker_positions(body, qpos) - base).reshape(k, m * 3)
+        if np.abs(effect).max() > 1e-9:  # bodies that move no marker take the common scale
+            columns[name] = effect
+    names, columns = list(columns), list(columns.values())
     use = (known & (weights > 0))[None, :] & ~np.isnan(observed[..., 0])
     row_weight = np.repeat(np.where(use, weights[None, :], 0.0), 3, axis=1)  # (K, 3M)
     target = np.nan_to_num((observed - base).reshape(k, m * 3))
@@ -223,10 +227,9 @@ def _fit_scales(body: _ScaledBody, qpos: np.ndarray, observed: np.ndarray, weigh
     prior = SCALE_PRIOR * math.sqrt(k)
     a[k * m * 3 :, :n_scale] = prior * np.eye(n_scale)
     a[k * m * 3 :, n_scale] = -prior
-    solution = np.linalg.lstsq(a, b, rcond=None)[0]
-    scales = {n: float(np.clip(s, *SCALE_RANGE)) for n, s in zip(names, solution[:n_scale])}
-    scales[body.names[0]] = float(np.clip(solution[n_scale], *SCALE_RANGE))
-    return scales
+    solution = np.linalg.solve(a.T @ a, a.T @ b)  # normal equations: the prior rows make it full rank
+    common = float(np.clip(solution[n_scale], *SCALE_RANGE))
+    return {n: common for n in body.names} | {n: float(np.clip(s, *SCALE_RANGE)) for n, s in zip(names, solution[:n_scale])}
 
 
 def _place(body: _ScaledBody, qpos: np.ndarray, observed: np.ndarray, scales: dict[str, float], index: int) -> np.ndarray | None:
@@ -295,13 +298,13 @@ def prepare_markers(
     locations = [m.location if m.location is not None else np.zeros(3) for m in markers]
     scales = {n: marker_set.scales.get(n, marker_set.typical_scale) for n in body.names}
     reg_weights = np.where(known, weights, 0.0)
-    qpos = None
+    solver = FrameSolver(body.model, body.ids, reg_weights, [], np.zeros(0), rest, settings)
     for _ in range(REGISTRATION_ROUNDS):
         body.apply(scales, locations)
-        qpos = _solve_frames(body, rest, settings, reg, reg_weights)
+        qpos = _solve_frames(body, solver, rest, reg, reg_weights)
         scales = _fit_scales(body, qpos, reg, weights, locations, known)
     body.apply(scales, locations)
-    qpos = _solve_frames(body, rest, settings, reg, reg_weights)
+    qpos = _solve_frames(body, solver, rest, reg, reg_weights)
     unplaced = []
     for i, m in enumerate(markers):
         if m.location is None or not m.fixed:
