@@ -1,14 +1,13 @@
 """What every runner shares: one-sentence errors instead of tracebacks, and output paths checked up front.
 
 `run_main` calls a runner's body and turns the errors a user can fix (a bad value, file or path,
-too little memory or disk) into one line naming it and the fix, with exit status 2; `--debug`
-(`add_debug_flag`) re-raises them so the traceback shows. `check_output_file` and
+too little memory or disk) into one line naming it and the fix, with exit status 2; with the
+runner's `--debug` flag they are raised, so the traceback shows. `check_output_file` and
 `check_output_dir` refuse an output path that cannot be written before any work starts.
 """
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import errno
 import os
@@ -29,10 +28,6 @@ class UsageError(Exception):
     """A flag, path or value the user can fix; printed as one sentence (exit status 2)."""
 
 
-def add_debug_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
-
-
 def nearest(name: str, known: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for the closest of `known` to `name`, or ''."""
     match = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
@@ -51,7 +46,7 @@ def describe(exc: BaseException, memory_hint: str = "") -> str:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "allocation failed"
         return f"out of memory ({first}); {memory_hint or 'use a smaller problem'}"
     if isinstance(exc, OSError) and exc.strerror:
-        where = exc.filename if exc.filename is not None else "an output file"
+        where = exc.filename if exc.filename is not None else "a file"
         fix = {
             errno.ENOSPC: "free some space or write elsewhere",
             errno.EDQUOT: "free some space or write elsewhere",
@@ -66,17 +61,14 @@ def describe(exc: BaseException, memory_hint: str = "") -> str:
     return str(exc)
 
 
-def run_main(
-    body: Callable[[], int], console: Console, *, debug: bool = False, memory_hint: str = "",
-    extra: tuple[type[BaseException], ...] = (),
-) -> int:
+def run_main(body: Callable[[], int], console: Console, *, debug: bool = False, memory_hint: str = "") -> int:
     """`body()`, with the errors a user can fix printed as one sentence and exit status 2 (raised
-    with `debug`). Those are UsageError, ValueError (mmimic's ConfigError, EmbodimentError,
-    MotionError...), CheckpointError, OSError, allocation failures and the runner's `extra` types."""
+    with `debug`): UsageError, ValueError (mmimic's ConfigError, EmbodimentError, MotionError...),
+    CheckpointError, OSError and allocation failures (`memory_hint` says what to shrink)."""
     try:
         return body()
-    except (UsageError, ValueError, CheckpointError, OSError, MemoryError, RuntimeError, *extra) as exc:
-        friendly = not isinstance(exc, RuntimeError) or isinstance(exc, (CheckpointError, *extra)) or is_allocation_failure(exc)
+    except (UsageError, ValueError, CheckpointError, OSError, MemoryError, RuntimeError) as exc:
+        friendly = not isinstance(exc, RuntimeError) or isinstance(exc, CheckpointError) or is_allocation_failure(exc)
         if debug or not friendly:
             raise
         console.print(f"[red]error:[/red] {describe(exc, memory_hint)}", highlight=False, soft_wrap=True)

@@ -277,3 +277,27 @@ def test_simulator_reset_refuses_a_nan_row(bimanual: mmimic.Embodiment) -> None:
         sim.reset(torch.ones(2, dtype=torch.bool), qpos)
     assert torch.equal(sim.qpos, before)
     sim.reset(torch.tensor([True, False]), qpos)  # the NaN row belongs to a world that is not reset
+
+
+def test_run_main_summarises_what_a_user_can_fix_and_keeps_bugs_loud(capsys: pytest.CaptureFixture) -> None:
+    from rich.console import Console
+
+    from mmimic.cli import run_main
+
+    console = Console()
+
+    def raises(exc: BaseException):
+        def body() -> int:
+            raise exc
+        return body
+
+    assert run_main(raises(MemoryError("Unable to allocate 1.9 GiB")), console, memory_hint="fewer worlds (--num-envs)") == 2
+    assert_one_sentence(capsys, "out of memory (Unable to allocate 1.9 GiB); fewer worlds (--num-envs)")
+    assert run_main(raises(RuntimeError("Failed to allocate 3372800000 bytes on device 'cpu'")), console) == 2
+    assert_one_sentence(capsys, "out of memory (Failed to allocate 3372800000 bytes")
+    assert run_main(raises(OSError(28, "No space left on device", "/runs/a/metrics.jsonl")), console) == 2
+    assert_one_sentence(capsys, "/runs/a/metrics.jsonl: no space left on device; free some space or write elsewhere")
+    with pytest.raises(RuntimeError, match="a bug"):  # not the user's to fix: the traceback stays
+        run_main(raises(RuntimeError("a bug")), console)
+    with pytest.raises(OSError):
+        run_main(raises(OSError(28, "No space left on device")), console, debug=True)
