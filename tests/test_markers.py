@@ -199,3 +199,25 @@ def test_static_trial_registration_agrees_with_first_frames(body, moco):
     assert from_static.labels == from_start.labels
     for a, b in zip(from_static.markers, from_start.markers):
         assert np.linalg.norm(a.location - b.location) < 0.03, a.label
+
+
+def test_trc_units_axes_and_header_checks(tmp_path):
+    """The same markers written in metres read equal to the millimetre file; y-up becomes z-up
+    (the pelvis markers stand about 1 m high); a header that disagrees with the data is refused."""
+    source = MOCO / "markers_walk.trc"
+    mm = read_trial(source)
+    lines = source.read_text().splitlines()
+    rows = []
+    for line in lines[5:]:
+        fields = line.split("\t")
+        rows.append("\t".join(fields[:2] + [f"{float(v) / 1000:.9f}" if v.strip() else "" for v in fields[2:]]))
+    metres = tmp_path / "metres.trc"
+    metres.write_text("\n".join([*lines[:2], lines[2].replace(" mm", " m"), *lines[3:5], *rows]) + "\n")
+    np.testing.assert_allclose(read_trial(metres).positions, mm.positions, atol=1e-9)
+    pelvis = mm.positions[:, [mm.labels.index(k) for k in ("R.ASIS", "L.ASIS", "R.PSIS", "L.PSIS")], 2]
+    assert 0.85 < pelvis.mean() < 1.15
+    assert np.allclose(read_trial(source, "z").positions[..., 1], mm.positions[..., 2])
+    wrong = tmp_path / "wrong.trc"
+    wrong.write_text("\n".join([*lines[:2], lines[2].replace("41", "40", 1), *lines[3:]]) + "\n")
+    with pytest.raises(RetargetError, match="NumMarkers"):
+        read_trial(wrong)

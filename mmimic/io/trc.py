@@ -50,10 +50,10 @@ def read_trc(path: str | Path, up: str = "y") -> MarkerTrial:
     lines = path.read_text(errors="replace").splitlines()
     header = _header(path, lines)
     try:
-        fps = float(header["DataRate"])
-        num_markers = int(header["NumMarkers"])
+        fps, num_markers, num_frames = float(header["DataRate"]), int(header["NumMarkers"]), int(header["NumFrames"])
     except ValueError:
-        raise MarkerFileError(path, f"DataRate {header['DataRate']!r} / NumMarkers {header['NumMarkers']!r} are not numbers") from None
+        raise MarkerFileError(path, f"DataRate {header['DataRate']!r}, NumMarkers {header['NumMarkers']!r} and "
+                              f"NumFrames {header['NumFrames']!r} must be numbers (line 3)") from None
     if not (np.isfinite(fps) and fps > 0):
         raise MarkerFileError(path, f"DataRate must be positive, got {fps}")
     scale = unit_scale(path, header["Units"], "Units")
@@ -82,7 +82,7 @@ def read_trc(path: str | Path, up: str = "y") -> MarkerTrial:
         raise MarkerFileError(path, f"{len(rows)} frame(s) of data; a trial needs at least 2")
     positions = np.asarray(rows, dtype=np.float64).reshape(len(rows), num_markers, 3) * scale
     notes = [f"{path.name}: {len(rows)} frames at {fps:g} Hz, units {header['Units']}, {up} up"]
-    if int(header["NumFrames"]) != len(rows):
+    if num_frames != len(rows):
         notes.append(f"{path.name}: NumFrames says {header['NumFrames']}, the file has {len(rows)} rows; all rows read")
     start = times[0] if np.isfinite(times[0]) else 0.0
     return MarkerTrial(path, fps, labels, to_z_up(positions, up), float(start), notes)
