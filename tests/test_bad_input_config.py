@@ -143,3 +143,13 @@ def test_zero_filled_clip_is_named_without_numpy_pickle_advice(tmp_path: Path) -
     with pytest.raises(MotionError) as info:
         read_clip(path)
     assert str(path) in str(info.value) and "zero-filled" in str(info.value) and "pickle" not in str(info.value)
+
+
+def test_trainer_checks_a_configuration_built_in_python(tmp_path: Path) -> None:
+    from mmimic.train.trainer import Trainer
+
+    config = resolve_config("bimanual", "cpu")
+    config.ppo.lr = math.nan
+    with pytest.raises(ConfigError, match="ppo.lr must be >= 0 and finite"):
+        Trainer(config, tmp_path / "run", "cpu")
+    assert not (tmp_path / "run").exists()

@@ -33,7 +33,7 @@ from mmimic.env import EnvConfig, ImitationEnv
 from mmimic.motion import MotionLibrary
 from mmimic.ppo import PPO, ActorCritic, ReturnNormalizer, RolloutStorage
 from mmimic.train.clip_stats import ClipStats
-from mmimic.train.config import ConfigError, TrainConfig
+from mmimic.train.config import ConfigError, TrainConfig, check_config
 from mmimic.train.logger import RunLogger
 from mmimic.train.sampling import FailureWeightedSampler
 
@@ -158,6 +158,7 @@ class Trainer:
         torch.manual_seed(run.seed + self.rank)
         self.generator = torch.Generator(device=self.device).manual_seed(run.seed + self.rank)
 
+        check_config(config)  # a configuration built in Python, or a resumed checkpoint's, meets the same ranges
         batch = run.num_envs * run.num_steps
         if batch % config.ppo.num_minibatches:
             raise ConfigError(f"ppo.num_minibatches={config.ppo.num_minibatches} does not divide the rollout batch "
