@@ -21,7 +21,7 @@ setup(
         "smplx>=0.1.28",
         "tensorboard>=2.15",
         "rich>=13",
-        "ezc3d>=1.5",
+        "ezc3d>=1.7",  # C3D markers and force plates (mmimic.io.c3d), tested with 1.7.2
         "matplotlib>=3.8",
         "imageio>=2.31",
         "imageio-ffmpeg>=0.5",
