@@ -25,6 +25,7 @@ def walking_like_clip(embodiment: mmimic.Embodiment, frames: int = 20, fps: floa
         qpos[:, 0:3] = np.stack([0.3 * t[:, 0], -1.2 * t[:, 0], 0.95 + 0.02 * np.sin(6 * t[:, 0])], axis=1)
         qpos[:, 3:7] = np.stack([np.cos(yaw / 2), 0.1 * np.ones(frames), 0.05 * np.ones(frames), np.sin(yaw / 2)], axis=1)
         qpos[:, 3:7] /= np.linalg.norm(qpos[:, 3:7], axis=1, keepdims=True)
+    qpos = embodiment.coupling.complete(qpos.astype(np.float32).astype(np.float64))  # coupled joints follow, as on load
     return MotionClip(fps=fps, qpos=qpos.astype(np.float32), joint_names=column_names(m), embodiment=embodiment.name,
                       source="test", license="CC0")
 
