@@ -72,7 +72,12 @@ log "training exit $rc (0: stopped by SIGINT after saving)"
 [ $rc -eq 0 ] || failed=$((failed + 1))
 python3 - "$out/train_bimanual/metrics.jsonl" <<'EOF' 2>&1 | tee -a "$out/summary.txt"
 import json, sys
-rows = [json.loads(line) for line in open(sys.argv[1])]
+try:
+    rows = [json.loads(line) for line in open(sys.argv[1])]
+except FileNotFoundError:
+    rows = []
+if not rows:
+    sys.exit(f"training logged no iteration ({sys.argv[1]}); see train_bimanual.log")
 rated = [r for r in rows if r.get("episode/early_termination_rate") is not None]
 print(f"training: {len(rows)} iterations, {rows[-1]['env_steps']} environment steps, "
       f"{rows[-1].get('sps', float('nan')):.0f} steps/s in the last iteration, "
