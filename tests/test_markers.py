@@ -78,12 +78,13 @@ def test_trc_walk_follows_opensim_ik(body, runner, tmp_path):
     assert runner.main(argv) == 0
     (entry,) = json.loads((out / "report.json").read_text())["clips"]
     metrics, errors = entry["metrics"], entry["details"]["marker_errors_m"]
-    assert metrics["marker_rmse_m"] < 0.012 and metrics["marker_max_error_m"] < 0.04
+    assert metrics["marker_rmse_m"] < 0.012 and metrics["marker_max_error_m"] < 0.05
     assert errors["R.ASIS"]["rms_m"] <= errors["R.ASIS"]["max_m"] < 0.04 and errors["R.ASIS"]["missing_frames"] == 0
+    assert any("subtalar_angle_r" in note for note in entry["details"]["notes"])  # welded in the model, held
     qpos = read_clip(out / "markers_walk.npz").qpos.astype(np.float64)
-    bounds = [("hip_flexion", 0.95, 6.0), ("knee_angle", 0.95, 6.0), ("ankle_angle", 0.9, None)]
+    bounds = [("hip_flexion", 0.95, 6.0), ("knee_angle", 0.95, 6.0), ("ankle_angle", 0.98, None)]
     _compare(model, qpos, MOCO / "ik_opensim46_scaled_model.mot", 0.0, bounds)
-    bounds[0] = ("hip_flexion", 0.95, 8.0)
+    bounds[0], bounds[2] = ("hip_flexion", 0.95, 8.0), ("ankle_angle", 0.9, None)
     _compare(model, qpos, MOCO / "coordinates_full_trial_100hz.mot", 0.0, bounds)
 
 

@@ -13,6 +13,10 @@ in the spirit of OpenSim's Scale tool, on the static trial (or, without one, the
 2. *place*: markers without a location (tracking clusters) or not `fixed` are moved to where
    the registration frames see them, averaged in their body's frame.
 
+Joints the marker set's model does not move (an OpenSim model's welded subtalar joint, a
+locked coordinate) are held at its values, so the other joints take the motion as they did
+in that model's own IK.
+
 `solve_markers` then solves every output frame by the project's IK (`ik.FrameSolver`:
 damped least squares with MuJoCo C Jacobians, joint limits, coupled joints computed, warm
 start and smoothness) with each marker a point body on the scaled body, weighted by the IK
@@ -56,7 +60,8 @@ class MarkerMotion:
     """A checked, registered marker trial: what `Retargeter.run` takes for markers.
 
     `positions` (T, M, 3) m z up (NaN: missing) of the used `markers`, `weights` (M,) the
-    solver's weights; `scales` per body name, `leg_scale` the legs' mean scale."""
+    solver's weights; `scales` per body name, `leg_scale` the legs' mean scale; `held` the
+    joints the marker set's model does not move, at their values (rad)."""
 
     path: Path
     fps: float
@@ -65,6 +70,7 @@ class MarkerMotion:
     weights: np.ndarray
     scales: dict[str, float]
     leg_scale: float
+    held: dict[str, float]
     source_frames: int
     first_frame: int
     reader: str
@@ -171,6 +177,19 @@ def _initial_pose(body: _ScaledBody, rest: np.ndarray, observed: np.ndarray, kno
     qpos[r : r + 3] = sc + turn @ (data.xpos[body.root_body] - mc)
     mujoco.mju_mat2Quat(qpos[r + 3 : r + 7], (turn @ data.xmat[body.root_body].reshape(3, 3)).ravel())
     return qpos
+
+
+def _solver(body: _ScaledBody, weights: np.ndarray, rest: np.ndarray, settings: IKSettings,
+            held: dict[str, float]) -> FrameSolver:
+    """The IK of the marker bodies, the joints `held` bounded to their values."""
+    solver = FrameSolver(body.model, body.ids, weights, [], np.zeros(0), rest, settings)
+    coupling, joints = solver.coupling, [int(j) for j in solver.coupling.joint_ids]
+    for name, value in held.items():
+        joint = body.model.joint(name).id
+        if joint in joints:
+            i = joints.index(joint)
+            coupling.lower[i] = coupling.upper[i] = float(np.clip(value, coupling.lower[i], coupling.upper[i]))
+    return solver
 
 
 def _solve_frames(body: _ScaledBody, solver: FrameSolver, rest: np.ndarray, positions: np.ndarray,
@@ -298,7 +317,7 @@ def prepare_markers(
     locations = [m.location if m.location is not None else np.zeros(3) for m in markers]
     scales = {n: marker_set.scales.get(n, marker_set.typical_scale) for n in body.names}
     reg_weights = np.where(known, weights, 0.0)
-    solver = FrameSolver(body.model, body.ids, reg_weights, [], np.zeros(0), rest, settings)
+    solver = _solver(body, reg_weights, rest, settings, marker_set.held)
     for _ in range(REGISTRATION_ROUNDS):
         body.apply(scales, locations)
         qpos = _solve_frames(body, solver, rest, reg, reg_weights)
@@ -321,7 +340,7 @@ def prepare_markers(
     leg_scale = float(np.mean(legs)) if legs else scales[body.names[0]]
     measured = sorted({m.body for m in markers})
     notes.append("body scales: " + ", ".join(f"{b} {scales[b]:.3f}" for b in measured) + f"; legs {leg_scale:.3f}")
-    return MarkerMotion(trial.path, trial.fps, markers, positions, weights, scales, leg_scale,
+    return MarkerMotion(trial.path, trial.fps, markers, positions, weights, scales, leg_scale, dict(marker_set.held),
                         trial.num_frames, used.start, "markers", notes)
 
 
@@ -337,7 +356,7 @@ def solve_markers(motion: MarkerMotion, model: mujoco.MjModel, rest: np.ndarray,
     flat = motion.positions.reshape(motion.num_frames, -1)
     targets = np.stack([np.interp(times, source, flat[:, c]) for c in range(flat.shape[1])], axis=1)
     targets = targets.reshape(len(times), -1, 3)
-    solver = FrameSolver(body.model, body.ids, motion.weights, [], np.zeros(0), rest, settings)
+    solver = _solver(body, motion.weights, rest, settings, motion.held)
     qpos = np.empty((len(times), body.model.nq))
     start = _initial_pose(body, rest, targets[0], motion.weights > 0)
     iterations = 0

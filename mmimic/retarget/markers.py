@@ -61,6 +61,8 @@ class MarkerSet:
     notes: list[str] = field(default_factory=list)
     scales: dict[str, float] = field(default_factory=dict)
     typical_scale: float = 1.0
+    held: dict[str, float] = field(default_factory=dict)
+    """MyoFullBody joints the source model does not move (welded or locked), at their values (rad)."""
 
 
 def _body(model: mujoco.MjModel, path: Path, label: str, name: str) -> str:
@@ -120,6 +122,20 @@ def _osim_body_scales(root: ET.Element, model: mujoco.MjModel, path: Path) -> di
     return {body: float(np.mean(r)) for body, r in ratios.items()}
 
 
+WELDED_COORDINATES = {f"{joint}_{side}": f"{joint}_angle_{side}" for joint in ("subtalar", "mtp") for side in ("l", "r")}
+"""OpenSim joints a model may weld (Rajagopal's subtalar) -> the MyoFullBody joint they would move."""
+
+
+def _held_joints(root: ET.Element, model: mujoco.MjModel) -> dict[str, float]:
+    """MyoFullBody joints the OpenSim model welds (`WELDED_COORDINATES`, at 0) or whose
+    coordinate it locks (at its default value, rad)."""
+    held = {WELDED_COORDINATES[j.get("name", "")]: 0.0 for j in root.iter("WeldJoint") if j.get("name") in WELDED_COORDINATES}
+    for coordinate in root.iter("Coordinate"):
+        if (coordinate.findtext("locked") or "").strip().lower() == "true":
+            held[coordinate.get("name", "")] = float(coordinate.findtext("default_value") or 0.0)
+    return {j: v for j, v in held.items() if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, j) >= 0}
+
+
 def read_osim_markers(path: str | Path, model: mujoco.MjModel) -> MarkerSet:
     """The ``<MarkerSet>`` of the OpenSim model `path`, placed on `model`'s bodies."""
     path = Path(path)
@@ -148,7 +164,10 @@ def read_osim_markers(path: str | Path, model: mujoco.MjModel) -> MarkerSet:
     if unscaled:
         notes.append(f"{path.name}: bodies {', '.join(sorted(unscaled))} have no joint offset to measure; "
                      f"their markers are taken at the typical scale {typical:.3f}")
-    return MarkerSet(path, markers, notes, {BODY_ALIASES.get(b, b): s for b, s in scales.items()}, typical)
+    held = _held_joints(root, model)
+    if held:
+        notes.append(f"{path.name}: the model welds or locks {', '.join(held)}; held there")
+    return MarkerSet(path, markers, notes, {BODY_ALIASES.get(b, b): s for b, s in scales.items()}, typical, held)
 
 
 def read_marker_map(path: str | Path, model: mujoco.MjModel) -> MarkerSet:
