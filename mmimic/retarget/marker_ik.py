@@ -388,6 +388,7 @@ def solve_markers(motion: MarkerMotion, model: mujoco.MjModel, rest: np.ndarray,
         "ik_iterations_per_frame": iterations / len(times),
         "body_scales": {b: motion.scales[b] for b in sorted({m.body for m in motion.markers})},
         "leg_scale": motion.leg_scale,
+        "held_joints": dict(motion.held),
         "marker_errors_m": per_marker,
     }
     metrics = {"marker_rmse_m": float(np.sqrt(np.mean(weighted**2))), "marker_max_error_m": float(weighted.max())}
