@@ -228,3 +228,19 @@ def test_training_draws_the_failing_clip_more(jitter_set: Path, tmp_path: Path) 
     (record,) = [json.loads(line) for line in (tmp_path / "calm" / "metrics.jsonl").read_text().splitlines()]
     assert not any(k.startswith("category/jump/") for k in record)
     assert record["category/calm/sampling_share"] == pytest.approx(1.0)
+
+
+def test_train_runner_refuses_an_unknown_category(jitter_set: Path, tmp_path: Path, capsys) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mmimic_train_runner_sampling", REPO / "runners" / "train.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    args = ["--embodiment", "bimanual", "--preset", "cpu", "--device", "cpu", "--motions", str(jitter_set),
+            "--out", str(tmp_path / "run")]
+    assert runner.main([*args, "--category", "walk,jump"]) == 2
+    assert "unknown category 'walk'; the clips' categories are calm, jump" in capsys.readouterr().out
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(SystemExit):
+        runner.main([*args, "--category", ","])
+    assert "--category needs at least one category name" in capsys.readouterr().err
