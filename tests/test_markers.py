@@ -225,3 +225,14 @@ def test_trc_units_axes_and_header_checks(tmp_path):
     wrong.write_text("\n".join([*lines[:2], lines[2].replace("41", "40", 1), *lines[3:]]) + "\n")
     with pytest.raises(RetargetError, match="NumMarkers"):
         read_trial(wrong)
+
+
+def test_cluster_marker_unseen_at_registration_is_refused(body):
+    """A marker without a location must be seen in the registration frames to be placed."""
+    model, rest = body
+    trial = read_trial(C3D)
+    positions = trial.positions.copy()
+    positions[:, trial.labels.index("LTH1")] = np.nan
+    blind = MarkerTrial(trial.path, trial.fps, list(trial.labels), positions, 0.0, [])
+    with pytest.raises(RetargetError, match="LTH1 have no location"):
+        prepare_markers(blind, read_marker_set(VICON_MAP, model), model, rest)
