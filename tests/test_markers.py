@@ -236,3 +236,26 @@ def test_cluster_marker_unseen_at_registration_is_refused(body):
     blind = MarkerTrial(trial.path, trial.fps, list(trial.labels), positions, 0.0, [])
     with pytest.raises(RetargetError, match="LTH1 have no location"):
         prepare_markers(blind, read_marker_set(VICON_MAP, model), model, rest)
+
+
+def test_c3d_events_come_from_the_file(monkeypatch, fullbody, tmp_path):
+    """Foot strike/off events written in the C3D (EVENT group, minutes and seconds) are the
+    trial's events; without them the plates' force decides (the test above)."""
+    import ezc3d
+
+    from mmimic.eval.validation import load_experiment
+
+    c3d = ezc3d.c3d(str(C3D))
+    c3d.add_parameter("EVENT", "USED", [2])
+    c3d.add_parameter("EVENT", "LABELS", ["Foot Strike", "Foot Off"])
+    c3d.add_parameter("EVENT", "CONTEXTS", ["Left", "Right"])
+    c3d.add_parameter("EVENT", "TIMES", np.array([[0.0, 0.0], [1.3, 2.2]]))
+    path = tmp_path / "with_events.c3d"
+    c3d.write(str(path))
+    plates = read_force_plates(path)
+    assert set(plates.events) == {"Left Foot Strike", "Right Foot Off"}
+    monkeypatch.setattr(mmimic, "load_embodiment", lambda name: fullbody)
+    (trial,) = load_experiment(path, body_mass=70.0)
+    np.testing.assert_allclose(trial.events["l"].heel_strikes, [1.3], atol=1e-5)
+    np.testing.assert_allclose(trial.events["r"].toe_offs, [2.2], atol=1e-5)
+    assert not any("from the plates" in note for note in trial.notes)
