@@ -105,7 +105,7 @@ def retarget(args: argparse.Namespace, console: Console) -> int:
         target = load_embodiment("bimanual") if args.embodiment == "bimanual" else None
         retargeter = Retargeter(fullbody)
         marker_set = read_marker_set(args.markers, fullbody.mj_model) if args.markers else None
-        tasks = read_ik_tasks(args.ik_tasks)[0] if args.ik_tasks else None
+        tasks, task_notes = read_ik_tasks(args.ik_tasks) if args.ik_tasks else (None, [])
         static = read_trial(args.static, args.up) if args.static else None
     except (RetargetError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
@@ -118,8 +118,9 @@ def retarget(args: argparse.Namespace, console: Console) -> int:
             if path.suffix.lower() in MARKER_SUFFIXES:
                 if marker_set is None:
                     raise RetargetError(path, "a marker trial needs its marker set: --markers MODEL.osim or MAP.toml")
-                sources.append((path, prepare_markers(read_trial(path, args.up), marker_set, fullbody.mj_model,
-                                                      retargeter.rest, tasks, static), time.perf_counter() - started))
+                markers = prepare_markers(read_trial(path, args.up), marker_set, fullbody.mj_model, retargeter.rest, tasks, static)
+                markers.notes += task_notes
+                sources.append((path, markers, time.perf_counter() - started))
                 continue
             fmt = source_format(path, args.format)
             motion = (retargeter.read_coordinates(path, angles=args.angles, model=args.opensim_model) if fmt == "opensim"
