@@ -1,1 +1,2 @@
-"""Readers for experimental motion and gait data (OpenSim tables)."""
+"""Readers for experimental motion and gait data: OpenSim tables (`opensim`), marker trials
+(`trc`, `c3d`, as `markers.MarkerTrial`) and C3D force plates (`c3d.read_force_plates`)."""
