@@ -128,6 +128,7 @@ def test_eval_groups_clips_by_category_and_split(categorised, tmp_path: Path, ca
             assert values["err_root_xyz"] is None  # fixed base
     text = (report / "report.md").read_text()
     assert "By category:" in text and "| walk | 2 |" in text and "| test | 2 |" in text
+    assert "](groups.png)" in text and (report / "groups.png").stat().st_size > 1000
 
     # --category keeps those clips only
     assert runner("eval").main([*args[:6], "--no-gait", "--category", "run", "--json", str(out_json)]) == 0

@@ -1,6 +1,8 @@
 """Evaluation report: PNG plots and a one-page ``report.md`` linking them with the numbers.
 
 * ``errors.png``: per-clip tracking errors and frame coverage (bars);
+* ``groups.png``: the same per motion category and per train/test split, with the early
+  termination rate (when the clips have more than one category or split);
 * ``<clip>_angles.png``: joint angles over the gait cycle, simulated mean (and its strides)
   against the experimental mean with a ±1 SD band, in degrees;
 * ``<clip>_grf.png``: vertical and fore-aft ground reaction force in body weights;
@@ -26,7 +28,9 @@ from mmimic.eval.gait import CurveComparison  # noqa: E402
 from mmimic.eval.metrics import ERROR_METRICS, EvaluationMetrics  # noqa: E402
 from mmimic.eval.validation import GaitComparison  # noqa: E402
 
-__all__ = ["ERROR_LABELS", "SHORT_LABELS", "plot_angles", "plot_emg", "plot_errors", "plot_grf", "write_report"]
+__all__ = [
+    "ERROR_LABELS", "SHORT_LABELS", "plot_angles", "plot_emg", "plot_errors", "plot_grf", "plot_groups", "write_report",
+]
 
 ERROR_LABELS = {
     "err_root_xyz": "root position RMSE (m)",
@@ -75,6 +79,30 @@ def plot_errors(metrics: EvaluationMetrics, path: Path) -> Path:
             ax.legend(fontsize=7)
         ax.set_title(ERROR_LABELS.get(key, "frame coverage"), fontsize=9)
         ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_groups(metrics: EvaluationMetrics, path: Path) -> Path:
+    """Bars of every error metric, the frame coverage and the early termination rate, one bar per
+    category (blue) and per split (orange), each labelled with its clip count."""
+    groups = [(f"{name} ({m['episodes']:.0f})", m, "tab:blue") for name, m in metrics.per_category.items()]
+    groups += [(f"{name} ({m['episodes']:.0f})", m, "tab:orange") for name, m in metrics.per_split.items()]
+    keys = [k for k in ERROR_METRICS if any(math.isfinite(m[k]) for _, m, _ in groups)]
+    keys += ["frame_coverage", "early_termination_rate"]
+    titles = {**ERROR_LABELS, "frame_coverage": "frame coverage", "early_termination_rate": "early termination rate"}
+    fig, axes = _grid(len(keys), 3, (max(3.2, 0.4 * len(groups) + 1.5), 2.6))
+    x = np.arange(len(groups))
+    for ax, key in zip(axes, keys):
+        ax.bar(x, np.nan_to_num([m[key] for _, m, _ in groups]), color=[c for _, _, c in groups])
+        overall = metrics.overall[key]
+        if math.isfinite(overall):
+            ax.axhline(overall, color="k", lw=0.8, ls="--", label=f"overall {overall:.3g}")
+            ax.legend(fontsize=7)
+        ax.set_title(titles[key], fontsize=9)
+        ax.set_xticks(x, [label for label, _, _ in groups], rotation=60, ha="right", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -244,6 +272,8 @@ def write_report(
                              [[name, _fmt(m["episodes"]), f"{m['early_termination_rate']:.1%}",
                                f"{m['frame_coverage']:.1%}", _fmt(m["mean_return"], 4), _fmt(m["mean_length"], 4),
                                *(_fmt(m[k]) for k in ERROR_LABELS)] for name, m in groups.items()]))
+    if len(metrics.per_category) > 1 or len(metrics.per_split) > 1:
+        md.append(f"![per-category and per-split errors]({plot_groups(metrics, out / 'groups.png').name})\n")
     md.append(
         _table(
             ["clip", "frames", "steps", "terminated", "coverage", "return", *SHORT_LABELS.values()],
