@@ -11,7 +11,7 @@ where w_c is the manifest weight (0: never drawn), k the `exponent` and u the `u
 The averages of a clip move only in iterations in which one of its episodes finished: a clip
 nobody drew keeps its rate instead of decaying towards 0 / 0.
 
-Counts come from device counters (`EpisodeStats.clip_totals`) and the probabilities are written
+Counts come from device counters (`ClipStats.totals`) and the probabilities are written
 in place into the clip CDF that the environment's captured reset reads
 (`ImitationEnv.set_clip_weights`): torch operations on fixed buffers, no host synchronisation.
 """
