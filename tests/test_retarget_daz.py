@@ -129,6 +129,19 @@ def test_tpose_and_blend_frames_are_dropped_and_kept_only_when_the_map_says_so(t
         read_name_map(name_map)
 
 
+def test_units_and_up_axis_are_checked_against_the_files_rest_pose(tmp_path: Path) -> None:
+    keypoints = "[keypoints]\n" + "".join(f'{k} = "{v}"\n' for k, v in MAPPED.items())
+    name_map = tmp_path / "map.toml"
+    name_map.write_text('scale = 0.01\nup = "z"\n' + keypoints)
+    with pytest.raises(RetargetError, match=r"legs run along \+y .* says up = 'z'"):
+        read_bvh(EXCERPT, read_name_map(name_map))
+    name_map.write_text("scale = 1.0\n" + keypoints)  # centimetres read as metres
+    with pytest.raises(RetargetError, match=r"legs are 82 m long .*wrong units\? \(--scale\)"):
+        read_bvh(EXCERPT, read_name_map(name_map))
+    with pytest.raises(RetargetError, match="wrong units"):
+        read_bvh(EXCERPT, scale=0.001)
+
+
 def test_frame_rate_override() -> None:
     _, frame_time = _bvh_world_positions(EXCERPT)
     header = read_bvh(EXCERPT)

@@ -35,6 +35,8 @@ from mmimic.retarget.source import RetargetError, SourceMotion
 CMU_SCALE = 2.54 / 100 / 0.45
 """Metres per CMU ASF length unit (1/0.45 inch)."""
 _AXES = {"X": 0, "Y": 1, "Z": 2}
+REST_LEG_M = (0.3, 1.5)
+"""Plausible hip-to-ankle height (m) of a rest pose: checks a file's units."""
 _SIDE = {"l": "Left", "r": "Right"}
 
 
@@ -282,11 +284,11 @@ def read_bvh(
     bvh.values = bvh.values[name_map.skip_frames :]
     units = name_map.scale if scale is None else scale
     skeleton = Skeleton(bvh.skeleton.names, bvh.skeleton.parents, bvh.skeleton.offsets * units)
+    rest_axes = _rest_axes(path, skeleton, name_map, units)
     local, root = _local_motion(bvh, units)
     pos, rot = forward_kinematics(skeleton, local, root)
     up_to_z = Y_UP_TO_Z_UP if name_map.up == "y" else np.eye(3)
     pos, rot = to_z_up(up_to_z, pos, rot)
-    rest_axes = _rest_axes(path, skeleton, name_map)
     motion = source_motion(
         path, 1.0 / bvh.frame_time if fps is None else fps, skeleton, pos, rot, name_map.keypoints, name_map.segments,
         rest_axes, f"bvh ({name_map.name})",
@@ -314,10 +316,22 @@ def _local_motion(bvh: BvhFile, units: float) -> tuple[np.ndarray, np.ndarray]:
     return local, root
 
 
-def _rest_axes(path: Path, skeleton: Skeleton, name_map: NameMap) -> np.ndarray:
+def _rest_axes(path: Path, skeleton: Skeleton, name_map: NameMap, units: float) -> np.ndarray:
     """The body's forward, left and up axes in the file's rest pose: left from the right hip to
-    the left hip, up the file's up axis made perpendicular to it, forward = left x up."""
+    the left hip, up the file's up axis made perpendicular to it, forward = left x up.
+    `RetargetError` when the rest pose contradicts the up axis (its legs, ankles to hips, must
+    run along it) or the units (hip to ankle must be `REST_LEG_M` metres)."""
     rest, _ = forward_kinematics(skeleton, np.tile(np.eye(3), (1, len(skeleton.names), 1, 1)), np.zeros((1, 3)))
+    joint = {k: rest[0, skeleton.index(name_map.keypoints[k])] for k in ("hip_l", "hip_r", "ankle_l", "ankle_r")}
+    leg = 0.5 * (joint["hip_l"] + joint["hip_r"] - joint["ankle_l"] - joint["ankle_r"])
+    axis = int(np.argmax(np.abs(leg)))
+    if "xyz"[axis] != name_map.up or leg[axis] <= 0:
+        raise RetargetError(path, f"the rest pose's legs run along {'+' if leg[axis] > 0 else '-'}{'xyz'[axis]} (ankles "
+                            f"to hips), but the name map {name_map.name} says up = {name_map.up!r}")
+    length = float(np.linalg.norm(leg))
+    if not REST_LEG_M[0] <= length <= REST_LEG_M[1]:
+        raise RetargetError(path, f"the rest pose's legs are {length:.3g} m long ({length / units:.4g} file units x scale "
+                            f"{units:g}); expected {REST_LEG_M[0]}-{REST_LEG_M[1]} m: wrong units? (--scale)")
     left = rest[0, skeleton.index(name_map.keypoints["hip_l"])] - rest[0, skeleton.index(name_map.keypoints["hip_r"])]
     up = np.eye(3)[1 if name_map.up == "y" else 2]
     left = left - (left @ up) * up
