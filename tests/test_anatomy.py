@@ -82,6 +82,7 @@ def test_gastrocnemius_length_gap_is_the_shank(comparison: AnatomyComparison) ->
     assert ours * comparison.scale[i] == pytest.approx(theirs, rel=0.015)
 
 
+@pytest.mark.slow  # 17 figures: about 25 s on two cores
 def test_report_section_plots_one_png_per_muscle(comparison: AnatomyComparison, tmp_path) -> None:
     section = anatomy_markdown(comparison, tmp_path)
     paths = sorted(tmp_path.glob("*.png"))
