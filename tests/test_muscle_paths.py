@@ -105,3 +105,18 @@ def test_site_positions_naming_an_unknown_site_is_refused(tmp_path: Path) -> Non
     (tmp_path / "embodiment.toml").write_text(toml + '\n[[site_positions]]\nname = "SUP_SUP-P1"\npos = [0, 0]\n')
     with pytest.raises(EmbodimentError, match="3-number 'pos'"):
         mmimic.load_embodiment(tmp_path)
+
+
+def test_warp_simulator_follows_the_golden_paths(bimanual) -> None:
+    """mujoco_warp (float32, the Warp CPU device) puts every bimanual muscle at its golden length
+    at the 12 golden poses, the moved side sites included."""
+    import torch
+
+    import mmimic
+
+    golden = np.load(GOLDEN / "muscle_paths_bimanual.npz")
+    sim = mmimic.Simulator(bimanual, POSES, "cpu")
+    qpos = torch.from_numpy(golden["qpos"]).to(torch.float32)
+    sim.reset(torch.ones(POSES, dtype=torch.bool), qpos, torch.zeros_like(sim.qvel))
+    error = np.abs(sim.actuator_length.numpy() - golden["length"]).max(axis=0)
+    assert error.max() <= 2e-5, [(n, e) for n, e in zip(bimanual.muscle_names, error) if e > 2e-5]
