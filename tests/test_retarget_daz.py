@@ -100,7 +100,8 @@ def test_daz_name_map_keypoints_match_the_files_own_kinematics() -> None:
     # a standing figure: hips above knees above ankles, shoulders above hips (z up, metres)
     first = {k: v[0] for k, v in motion.positions.items()}
     for side in "lr":
-        assert first[f"shoulder_{side}"][2] > first[f"hip_{side}"][2] > first[f"knee_{side}"][2] > first[f"ankle_{side}"][2]
+        heights = [first[f"{joint}_{side}"][2] for joint in ("shoulder", "hip", "knee", "ankle")]
+        assert heights == sorted(heights, reverse=True)
     assert 0.7 < first["hip_l"][2] < 1.1
 
 
@@ -190,7 +191,8 @@ def test_manifest_category_fields_and_writer(tmp_path: Path) -> None:
     write_manifest(tmp_path, clips, "header\nline two")
     assert (tmp_path / MANIFEST).read_text().startswith("# header\n# line two\n")
     a, b = collect_clips([tmp_path])
-    assert (a.category, a.split, a.weight, a.description, a.sha1, a.source) == ("walk", "test", 2.0, 'q "x"', "a" * 40, "repo@c:p")
+    assert (a.category, a.split, a.weight, a.description) == ("walk", "test", 2.0, 'q "x"')
+    assert (a.sha1, a.source) == ("a" * 40, "repo@c:p")
     assert b.category == "other" and b.split == "train"
     with pytest.raises(MotionError, match="clips.a.category must be a lowercase identifier"):
         write_manifest(tmp_path, {"a": {"category": "Walk Fast"}})
@@ -223,6 +225,7 @@ def test_shipped_cmu_sets() -> None:
     assert {"walk", "run", "jump", "dance", "sport"} <= {entry["category"] for entry in fullbody.values()}
 
 
+@pytest.mark.slow  # loads both bodies and retargets: about 15 s alone on 2 cores, more under load
 def test_build_motions_runner_on_the_excerpt(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("build_motions", REPO / "runners" / "build_motions.py")
     runner = importlib.util.module_from_spec(spec)
@@ -237,7 +240,8 @@ def test_build_motions_runner_on_the_excerpt(tmp_path: Path) -> None:
     catalog = tmp_path / "clips.toml"
     catalog.write_text(f'[clips.cmu_02_01]\nfile = "walk.bvh"\nsha1 = "{digest}"\nrepository = "https://github.com/r"\n'
                        'commit = "c"\npath = "02/02_01.bvh"\ncategory = "walk"\ndescription = "walk"\nfps = 60.0\n')
-    args = [str(catalog), "--raw", str(raw), "--fullbody", str(fullbody), "--bimanual", str(bimanual), "--arm-motion", "1"]
+    args = [str(catalog), "--raw", str(raw), "--fullbody", str(fullbody), "--bimanual", str(bimanual)]
+    args += ["--arm-motion", "1"]
     assert runner.main(args) == 0
     clip = read_clip(fullbody / "cmu_02_01.npz")
     assert clip.fps == 30.0 and clip.qvel is None
@@ -246,7 +250,8 @@ def test_build_motions_runner_on_the_excerpt(tmp_path: Path) -> None:
     assert "may not be resold" in clip.license
     ours, walk = collect_clips([fullbody])
     assert walk.name.endswith("opensim_walk") and walk.category == "walk"  # other clips' entries are kept
-    assert (ours.category, ours.split, ours.sha1, ours.source) == ("walk", "train", digest, "https://github.com/r@c:02/02_01.bvh")
+    assert (ours.category, ours.split, ours.sha1) == ("walk", "train", digest)
+    assert ours.source == "https://github.com/r@c:02/02_01.bvh"
     assert collect_clips([bimanual])[0].category == "walk"
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["fullbody"]["clips"][0]["details"]["source_fps"] == 60.0

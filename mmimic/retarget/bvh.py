@@ -14,9 +14,10 @@ optionally, which joint's rotation orients each segment, and the file's up axis:
 Without a map, the skeleton must use one of the built-in namings (`BUILTIN_MAPS`): B. Hahne's
 3dsMax- and MotionBuilder-friendly conversions of the CMU database, whose lengths are CMU ASF
 units (`CMU_SCALE` metres each, CMU FAQ), and his Daz-friendly one on the Daz/Aiko3 rig
-(centimetres, y up, frame 0 an added T-pose, frames 1-4 a blend out of it). Rotations are in degrees, applied in the order the
-CHANNELS line lists them; End Sites become joints named `<parent>_End`. The file's frame time
-may be overridden (`fps`): some conversions carry a wrong header.
+(centimetres, y up, frame 0 an added T-pose, frames 1-4 a blend out of it). The up axis and
+scale are checked against the file's rest pose. Rotations are in degrees, applied in the order
+the CHANNELS line lists them; End Sites become joints named `<parent>_End`. The file's frame
+time may be overridden (`fps`): some conversions carry a wrong header.
 """
 
 from __future__ import annotations
@@ -326,12 +327,13 @@ def _rest_axes(path: Path, skeleton: Skeleton, name_map: NameMap, units: float) 
     leg = 0.5 * (joint["hip_l"] + joint["hip_r"] - joint["ankle_l"] - joint["ankle_r"])
     axis = int(np.argmax(np.abs(leg)))
     if "xyz"[axis] != name_map.up or leg[axis] <= 0:
-        raise RetargetError(path, f"the rest pose's legs run along {'+' if leg[axis] > 0 else '-'}{'xyz'[axis]} (ankles "
-                            f"to hips), but the name map {name_map.name} says up = {name_map.up!r}")
+        direction = f"{'+' if leg[axis] > 0 else '-'}{'xyz'[axis]}"
+        raise RetargetError(path, f"the rest pose's legs run along {direction} (ankles to hips), but the name "
+                            f"map {name_map.name} says up = {name_map.up!r}")
     length = float(np.linalg.norm(leg))
     if not REST_LEG_M[0] <= length <= REST_LEG_M[1]:
-        raise RetargetError(path, f"the rest pose's legs are {length:.3g} m long ({length / units:.4g} file units x scale "
-                            f"{units:g}); expected {REST_LEG_M[0]}-{REST_LEG_M[1]} m: wrong units? (--scale)")
+        raise RetargetError(path, f"the rest pose's legs are {length:.3g} m long ({length / units:.4g} file units "
+                            f"x scale {units:g}); expected {REST_LEG_M[0]}-{REST_LEG_M[1]} m: wrong units? (--scale)")
     left = rest[0, skeleton.index(name_map.keypoints["hip_l"])] - rest[0, skeleton.index(name_map.keypoints["hip_r"])]
     up = np.eye(3)[1 if name_map.up == "y" else 2]
     left = left - (left @ up) * up
