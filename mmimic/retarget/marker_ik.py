@@ -1,17 +1,18 @@
 """Markers to motion: registration to the body, then weighted marker inverse kinematics.
 
 `prepare_markers` checks a trial against its marker set and registers the markers to the body,
-in the spirit of OpenSim's Scale tool, on the static trial (or, without one, the trial's first
-`REGISTRATION_SECONDS`):
+in the spirit of OpenSim's Scale tool, on the first `REGISTRATION_SECONDS` of the static trial
+(or, without one, of the trial):
 
 1. *scale*: the body's bodies are scaled one by one (a body's scale multiplies its children's
    offsets and its markers' locations) to fit the markers of known location, starting from
-   the marker set's own scales (an OpenSim model scaled to its subject): alternately the
-   registration frames are solved by IK and the scales by linear least squares (the marker
-   positions of a fixed pose are affine in the scales), each scale pulled weakly
+   the marker set's own scales (an OpenSim model scaled to its subject): alternately every
+   frame of the window is solved by IK, in order as the trial is, and the scales by linear
+   least squares on `REGISTRATION_FRAMES` of them (the marker positions of a fixed pose are
+   affine in the scales), each scale pulled weakly
    (`SCALE_PRIOR`) towards a common one, so bodies the markers do not measure follow the rest;
 2. *place*: markers without a location (tracking clusters) or not `fixed` are moved to where
-   the registration frames see them, averaged in their body's frame.
+   the window's frames see them, averaged in their body's frame.
 
 Joints the marker set's model does not move (an OpenSim model's welded subtalar joint, a
 locked coordinate) are held at its values, so the other joints take the motion as they did
@@ -44,8 +45,10 @@ from mmimic.retarget.ik import FrameSolver, IKSettings, kinematic_model
 from mmimic.retarget.markers import Marker, MarkerSet
 from mmimic.retarget.source import RetargetError
 
-REGISTRATION_SECONDS = 0.5
-REGISTRATION_FRAMES = 10
+REGISTRATION_SECONDS = 1.0
+"""The registration window: about a gait cycle of a walk, so the joints move through their range."""
+REGISTRATION_FRAMES = 20
+"""Frames of the window, evenly spaced, the scales are fitted on (every frame of it is solved, in order)."""
 REGISTRATION_ROUNDS = 4
 SCALE_PRIOR = 0.05
 """Weight (m per unit of scale, per registration frame) pulling each body's scale towards the common scale."""
@@ -300,16 +303,15 @@ def prepare_markers(
 
     body = _ScaledBody(model, markers)
     if static is None:
-        count = max(2, min(len(positions), round(REGISTRATION_SECONDS * trial.fps)))
-        chosen = np.unique(np.linspace(0, count - 1, min(REGISTRATION_FRAMES, count)).round().astype(int))
-        reg = positions[chosen]
-        notes.append(f"registration on the trial's first {count / trial.fps:.2f} s (no static trial)")
+        reg = positions[: max(2, round(REGISTRATION_SECONDS * trial.fps))]
+        notes.append(f"registration on the trial's first {len(reg) / trial.fps:.2f} s (no static trial)")
     else:
         frames = static.positions[:, [static.labels.index(m.label) if m.label in static.labels else 0 for m in markers]]
         frames[:, [m.label not in static.labels for m in markers]] = np.nan
-        chosen = np.unique(np.linspace(0, len(frames) - 1, min(REGISTRATION_FRAMES, len(frames))).round().astype(int))
-        reg = frames[chosen]
-        notes.append(f"registration on the static trial {static.path.name}")
+        reg = frames[: max(2, round(REGISTRATION_SECONDS * static.fps))]
+        notes.append(f"registration on the static trial {static.path.name}" + (
+            f"'s first {len(reg) / static.fps:.2f} s" if len(reg) < len(frames) else ""))
+    chosen = np.unique(np.linspace(0, len(reg) - 1, min(REGISTRATION_FRAMES, len(reg))).round().astype(int))
     known = np.array([m.location is not None for m in markers])
     if (known & (weights > 0)).sum() < 4:
         raise RetargetError(marker_set.path, "fewer than 4 weighted markers of known location: registration "
@@ -321,7 +323,7 @@ def prepare_markers(
     for _ in range(REGISTRATION_ROUNDS):
         body.apply(scales, locations)
         qpos = _solve_frames(body, solver, rest, reg, reg_weights)
-        scales = _fit_scales(body, qpos, reg, weights, locations, known)
+        scales = _fit_scales(body, qpos[chosen], reg[chosen], weights, locations, known)
     body.apply(scales, locations)
     qpos = _solve_frames(body, solver, rest, reg, reg_weights)
     unplaced = []
