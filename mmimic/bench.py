@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import time
 from collections.abc import Callable
@@ -185,34 +186,55 @@ _VIEW_OPS = frozenset(
 
 
 def minibatch_update_ops(num_obs: int, num_actions: int, network: NetworkConfig, ppo_config: PPOConfig,
-                         batch_size: int = 64, seed: int = 0) -> dict[str, int]:
+                         batch_size: int = 64, seed: int = 0, compiled: bool = False) -> dict[str, int]:
     """Operators dispatched by one PPO minibatch update, counted with torch.profiler on the CPU.
 
     Counts the outermost aten operators (views left out), each one or a few kernel launches on a GPU,
-    for the whole step (forward, backward, clipping, optimiser) and for the optimiser step alone. The count depends on the layer shapes, not on `batch_size` or the data.
+    plus, with ``compiled``, the kernels inductor generated for the compiled step (the step then runs
+    through ``torch.compile`` and costs minutes of compilation first). Returns ``minibatch`` (the whole
+    step: forward, backward, clipping, optimiser), ``generated`` (inductor's kernels among them) and,
+    eager only, ``optimizer`` (the optimiser step alone). The count depends on the layer shapes, not on
+    ``batch_size`` or the data.
     """
     torch.manual_seed(seed)
     actor_critic = ActorCritic(num_obs, num_actions, network.actor_hidden, network.critic_hidden, network.init_std,
                                residual=network.residual)
-    ppo = PPO(actor_critic, ppo_config, "cpu")
+    ppo = PPO(actor_critic, dataclasses.replace(ppo_config, compile="on" if compiled else "off"), "cpu")
     batch = Minibatch(torch.randn(batch_size, num_obs), torch.randn(batch_size, num_actions),
                       torch.randn(batch_size), torch.randn(batch_size), torch.randn(batch_size),
                       torch.randn(batch_size))
-    ppo._step(batch)  # a first step creates lazily built state; the second is the one counted
-    counts = {}
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        ppo._step(batch)
-    counts["minibatch"] = _kernel_ops(prof.events())
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:  # the step's gradients
-        ppo.optimizer.step(torch.ones((), dtype=torch.bool))
-    counts["optimizer"] = _kernel_ops(prof.events())
+    # imported here: heavy, and only needed here
+    from torch._inductor import config as inductor_config
+
+    with inductor_config.patch({"cpp.enable_kernel_profile": True}):  # names each generated kernel
+        ppo.minibatch_step(batch)  # a first step builds lazy state (and compiles); the second is counted
+        counts = step_ops(ppo, batch)
+    if not compiled:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            ppo.optimizer.step(torch.ones((), dtype=torch.bool))  # the step's gradients
+        counts["optimizer"] = _kernel_ops(prof.events())
     return counts
+
+
+def step_ops(ppo: PPO, batch: Minibatch) -> dict[str, int]:
+    """``minibatch`` and ``generated`` of `minibatch_update_ops` for one more step of ``ppo`` on ``batch``
+    (a compiled step must have been compiled with inductor's ``cpp.enable_kernel_profile`` for its
+    generated kernels to be seen)."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        ppo.minibatch_step(batch)
+    generated = sum(1 for e in prof.events() if _is_generated_kernel(e))
+    return {"minibatch": _kernel_ops(prof.events()) + generated, "generated": generated}
 
 
 def _kernel_ops(events) -> int:
     """Outermost aten operators that are not views: what the Python code and autograd dispatch, each of
     them one or a few kernels on a GPU (a `_foreach_` operator one fused multi-tensor kernel)."""
     return sum(1 for e in events if e.name.startswith("aten::") and e.name not in _VIEW_OPS and not _inside_aten(e))
+
+
+def _is_generated_kernel(event) -> bool:
+    """A kernel inductor generated (C++ on the CPU), recorded under its name with `cpp.enable_kernel_profile`."""
+    return "cpp_fused" in event.name and not _inside_aten(event)
 
 
 def _inside_aten(event) -> bool:

@@ -50,7 +50,24 @@ def _ok_tensor(ok: torch.Tensor | None, device: torch.device) -> torch.Tensor:
     return torch.ones((), dtype=torch.bool, device=device) if ok is None else ok.to(device=device, dtype=torch.bool)
 
 
-class Muon:
+class _DeviceLearningRate:
+    """A learning rate set from the host and read by the step from the device (``_neg_lr``, a 0-d tensor
+    holding ``-lr``), so a changed rate neither syncs nor changes what a compiled step traced."""
+
+    _neg_lr: torch.Tensor
+    _lr: float
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = float(value)
+        self._neg_lr.fill_(-self._lr)
+
+
+class Muon(_DeviceLearningRate):
     """Muon for 2-D parameters, as published (optax ``contrib.muon``), for a step t (1-based):
     ``m = beta m + (1 - beta) g``; Nesterov ``u = beta m / (1 - beta^(t+1)) + (1 - beta) g / (1 - beta^t)``
     (plain: ``u = m / (1 - beta^t)``); ``O = newton_schulz(u)``;
@@ -76,6 +93,7 @@ class Muon:
         for p in self.params:
             if p.ndim != 2:
                 raise ValueError(f"Muon takes 2-D parameters only, got shape {tuple(p.shape)}")
+        self._neg_lr = torch.zeros((), device=self.params[0].device)
         self.lr = lr
         self.weight_decay = weight_decay
         self.momentum = momentum
@@ -108,7 +126,7 @@ class Muon:
             coef_g = (1.0 - beta) / (1.0 - torch.pow(beta, t))
         else:
             coef_m = 1.0 / (1.0 - torch.pow(beta, t))
-        neg_lr = okf * -self.lr
+        neg_lr = okf * self._neg_lr
         updates = []
         for params, buf in self.groups:
             g = torch.where(ok, torch.stack([_grad_or_zeros(p) for p in params]), 0.0)
@@ -135,7 +153,7 @@ class Muon:
             b.copy_(s)
 
 
-class Adam:
+class Adam(_DeviceLearningRate):
     """Adam with decoupled weight decay on flat moment buffers (optax ``adamw`` semantics):
     ``m, v`` moments, ``m_hat = m / (1 - b1^t)`` or with ``nesterov``
     ``m_hat = b1 m / (1 - b1^(t+1)) + (1 - b1) g / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``,
@@ -152,6 +170,7 @@ class Adam:
         nesterov: bool = False,
     ):
         self.params = list(params)
+        self._neg_lr = torch.zeros((), device=self.params[0].device)
         self.lr = lr
         self.betas = betas
         self.eps = eps
@@ -181,7 +200,7 @@ class Adam:
         update = m_hat / (torch.sqrt(self.exp_avg_sq / (1.0 - torch.pow(b2, t))) + self.eps)
         if self.weight_decay:
             update.add_(torch.cat([p.reshape(-1) for p in self.params]), alpha=self.weight_decay)
-        update.mul_(okf * -self.lr)
+        update.mul_(okf * self._neg_lr)
         torch._foreach_add_(self.params, [u.view_as(p) for u, p in zip(update.split(self.numels), self.params)])
 
     def state_dict(self) -> dict:

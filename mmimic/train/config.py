@@ -211,6 +211,7 @@ RULES: dict[str, tuple[Any, str]] = {
     "ppo.lr": (lambda v: math.isfinite(v) and v >= 0, ">= 0 and finite (0 switches learning off)"),
     "ppo.optimizer": (lambda v: v in ("muon", "adam"), "'muon' or 'adam'"),
     "ppo.muon_weight_decay": (lambda v: math.isfinite(v) and v >= 0, ">= 0 and finite"),
+    "ppo.compile": (lambda v: v in ("auto", "on", "off"), "'auto' (on for cuda, off for cpu), 'on' or 'off'"),
     "run.num_envs": (_positive_int, ">= 1"),
     "run.num_steps": (_positive_int, ">= 1"),
     "run.iterations": (_positive_int, ">= 1"),
