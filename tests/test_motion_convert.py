@@ -28,7 +28,7 @@ def converted(fullbody: mmimic.Embodiment) -> tuple[mmimic.motion.MotionClip, Co
 
 @pytest.fixture(scope="module")
 def walk(fullbody: mmimic.Embodiment) -> MotionLibrary:
-    return MotionLibrary(fullbody, [REPO / "motions" / "fullbody"])
+    return MotionLibrary(fullbody, [SHIPPED])  # the converted walk alone, not the whole motion set
 
 
 def _floor_distance(model: mujoco.MjModel, qpos: np.ndarray, bodies: tuple[str, ...]) -> float:
