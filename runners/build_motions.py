@@ -174,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     moves = arm_motion_deg(out.clip)
                     notes["arm_motion_deg"] = moves
                     if moves < args.arm_motion:
-                        out.failures.append(f"arm_motion_deg {moves:.3g} < {args.arm_motion:g} (arms still)")
+                        out.failures.append(f"arm_motion_deg {moves:.2f} < {args.arm_motion:g} (arms still)")
                 passed = result.passed and out.passed
                 target = directory / f"{clip.name}.npz"
                 if passed:
