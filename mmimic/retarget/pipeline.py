@@ -115,7 +115,8 @@ class Retargeter:
         progress: Callable[[int], None] | None = None,
         read_seconds: float = 0.0,
     ) -> RetargetResult:
-        """Retarget a source read by a reader (or `read_coordinates`); `progress(n)` is called
+        """Retarget a source read by a reader (or `read_coordinates`, or markers prepared by
+        `marker_ik.prepare_markers`); `progress(n)` is called
         as frames are solved; `read_seconds`, the time reading took, counts in the fps."""
         start = time.perf_counter() - read_seconds
         if isinstance(motion, CoordinateMotion):
