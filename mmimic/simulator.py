@@ -44,6 +44,22 @@ def warp_model(embodiment: Embodiment) -> mujoco.MjModel:
     return mjm
 
 
+def check_controls(
+    value: object, name: str, plural: bool, expected: tuple[int, int], columns: str, owner: str, device: torch.device
+) -> None:
+    """Raise a clear error unless `value` (called `name`) is a float32 torch tensor of shape
+    `expected` = (num_envs, `columns`) on `device`, the device of `owner`."""
+    has, is_ = ("have", "are") if plural else ("has", "is")
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape {expected}, got {type(value).__name__}")
+    if value.dtype != torch.float32:
+        raise TypeError(f"{name} {has} dtype {value.dtype}, expected torch.float32")
+    if tuple(value.shape) != expected:
+        raise ValueError(f"{name} {has} shape {tuple(value.shape)}, expected (num_envs, {columns}) = {expected}")
+    if value.device != device:
+        raise ValueError(f"{name} {is_} on {value.device}, {owner} on {device}")
+
+
 class Simulator:
     """`num_envs` worlds of one embodiment stepping together on `device`.
 
@@ -155,7 +171,7 @@ class Simulator:
         With `excitation=None` the current contents of `sim.ctrl` are used (write into it in place).
         """
         if excitation is not None:
-            self._check_excitation(excitation)
+            check_controls(excitation, "excitation", False, tuple(self.ctrl.shape), "num_muscles", "the simulator", self.torch_device)
             self.ctrl.copy_(excitation)
         with wp.ScopedDevice(self.device):
             if self._capture and self._graph is None:
@@ -170,17 +186,6 @@ class Simulator:
         self._steps_since_check += 1
         if self.overflow_check_interval and self._steps_since_check >= self.overflow_check_interval:
             self.overflow_report()
-
-    def _check_excitation(self, excitation: torch.Tensor) -> None:
-        if not isinstance(excitation, torch.Tensor):
-            raise TypeError(f"excitation must be a torch.Tensor, got {type(excitation).__name__}")
-        expected = tuple(self.ctrl.shape)
-        if tuple(excitation.shape) != expected:
-            raise ValueError(f"excitation has shape {tuple(excitation.shape)}, expected (num_envs, num_muscles) = {expected}")
-        if excitation.dtype != torch.float32:
-            raise TypeError(f"excitation has dtype {excitation.dtype}, expected torch.float32")
-        if excitation.device != self.torch_device:
-            raise ValueError(f"excitation is on {excitation.device}, the simulator on {self.torch_device}")
 
     def reset(self, mask: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor | None = None) -> None:
         """Reset the worlds where `mask` is true to (`qpos`, `qvel`) with zero activation and excitation.

@@ -50,7 +50,7 @@ from mmimic.kernels import reset as reset_kernels
 from mmimic.kernels import reward as reward_kernels
 from mmimic.kernels import termination as term_kernels
 from mmimic.motion import MotionLibrary
-from mmimic.simulator import Simulator
+from mmimic.simulator import Simulator, check_controls
 
 
 class ImitationEnv:
@@ -162,7 +162,7 @@ class ImitationEnv:
         Returns (obs, reward, done, info); finished worlds are already reset and `obs` holds
         their first observation of the new episode.
         """
-        self._check_actions(actions)
+        check_controls(actions, "actions", True, (self.num_envs, self.num_actions), "num_actions", "the environment", self.torch_device)
         with wp.ScopedDevice(self.device), self._scope():
             self._actions_in_t.copy_(actions)
             self._run("step", self._control_step)
@@ -423,17 +423,6 @@ class ImitationEnv:
     def _scope(self) -> wp.ScopedStream:
         """Launch on torch's current stream on a GPU (the simulator's cached Warp stream), so torch and Warp work stay ordered."""
         return self.sim.torch_stream()
-
-    def _check_actions(self, actions: torch.Tensor) -> None:
-        expected = (self.num_envs, self.num_actions)
-        if not isinstance(actions, torch.Tensor):
-            raise TypeError(f"actions must be a torch.Tensor of shape {expected}, got {type(actions).__name__}")
-        if actions.dtype != torch.float32:
-            raise TypeError(f"actions have dtype {actions.dtype}, expected torch.float32")
-        if tuple(actions.shape) != expected:
-            raise ValueError(f"actions have shape {tuple(actions.shape)}, expected (num_envs, num_actions) = {expected}")
-        if actions.device != self.torch_device:
-            raise ValueError(f"actions are on {actions.device}, the environment on {self.torch_device}")
 
 
 def _root_addresses(m: mujoco.MjModel) -> tuple[int, int]:
