@@ -29,14 +29,12 @@ ALL_TERMS_ON = {"action_rate": 0.002, "activation_energy": 0.05, "root_pos": 0.1
 
 
 @pytest.fixture
-def clean_registry():
-    """Restore the registry and the command-line weights after a test that changes them."""
-    before, overrides = rewards.registered(), rewards.weight_overrides()
+def new_terms_unregistered():
+    """Unregister the kernels a test registers (the registry of kernels is process-wide; weights are not)."""
+    before = rewards.registered()
     yield
     for name in set(rewards.registered()) - set(before):
         rewards.unregister(name)
-    rewards.clear_weight_overrides()
-    rewards.apply_reward_args([], [f"{k}={v}" for k, v in overrides.items()])
 
 
 def check_rewards(body: mmimic.Embodiment, lib: StandInMotions, steps: int) -> None:
@@ -120,7 +118,7 @@ def docs_example() -> str:
     return match.group(1)
 
 
-def test_user_reward_module_from_the_command_line(fullbody, tmp_path, clean_registry) -> None:
+def test_user_reward_module_from_the_command_line(fullbody, tmp_path, new_terms_unregistered) -> None:
     """The docs' example, loaded from a file outside the package, adds exactly weight x term to the reward."""
     module = tmp_path / "my_rewards.py"
     module.write_text(docs_example())
@@ -128,8 +126,9 @@ def test_user_reward_module_from_the_command_line(fullbody, tmp_path, clean_regi
     name, weight = command.group(1), float(command.group(2))
     lib = StandInMotions(fullbody, [150], seed=8)
     plain = mmimic.ImitationEnv(fullbody, lib, 2, "cpu", mmimic.EnvConfig(seed=9))
-    assert mmimic.apply_reward_args([str(module)], [f"{name}={weight}"]) == {name: weight}
-    extended = mmimic.ImitationEnv(fullbody, lib, 2, "cpu", mmimic.EnvConfig(seed=9))
+    weights = mmimic.apply_reward_args([str(module)], [f"{name}={weight}"])
+    assert weights == {name: weight}
+    extended = mmimic.ImitationEnv(fullbody, lib, 2, "cpu", mmimic.EnvConfig(reward_weights=weights, seed=9))
     assert extended.reward_weights[name] == weight and name not in plain.info["reward_terms"]
     generator = torch.Generator().manual_seed(10)
     for _ in range(3):
@@ -149,11 +148,11 @@ def bad_values(state: rewards.RewardState, params: float, out: wp.array(dtype=fl
         out[world] = wp.nan
 
 
-def test_penalty_floor_and_nan(bimanual, clean_registry) -> None:
+def test_penalty_floor_and_nan(bimanual, new_terms_unregistered) -> None:
     """Penalties are floored at -1 before joining the imitation terms; a NaN term zeroes the world's reward."""
     lib = StandInMotions(bimanual, [150], seed=11)
-    rewards.register("bad_values", bad_values, weight=1.0, penalty=True, scale=5.0)
-    env = mmimic.ImitationEnv(bimanual, lib, 3, "cpu", mmimic.EnvConfig(seed=12))
+    rewards.register("bad_values", bad_values, penalty=True, scale=5.0)
+    env = mmimic.ImitationEnv(bimanual, lib, 3, "cpu", mmimic.EnvConfig(reward_weights={"bad_values": 1.0}, seed=12))
     _, reward, _, info = env.step(torch.zeros(3, env.num_actions))
     terms = info["reward_terms"]
     imitation = sum(env.reward_weights[n] * terms[n] for n in terms if not rewards.registered()[n].penalty)
@@ -168,7 +167,7 @@ def write(tmp_path: Path, name: str, source: str) -> str:
     return str(path)
 
 
-def test_reward_argument_errors(tmp_path, clean_registry) -> None:
+def test_reward_argument_errors(tmp_path, new_terms_unregistered) -> None:
     with pytest.raises(rewards.RewardError, match="no_such_file.py: no such file"):
         mmimic.apply_reward_args([str(tmp_path / "no_such_file.py")], [])
     broken = write(tmp_path, "broken.py", "import not_a_module_anywhere\n")
@@ -199,7 +198,7 @@ def two_dimensional_out(state: rewards.RewardState, params: float, out: wp.array
     out[wp.tid(), 0] = params
 
 
-def test_register_errors(clean_registry) -> None:
+def test_register_errors() -> None:
     with pytest.raises(rewards.RewardError, match="two_dimensional_out.*wrong signature"):
         rewards.register("flat", two_dimensional_out)
     with pytest.raises(rewards.RewardError, match="expected a @wp.kernel"):
@@ -208,14 +207,40 @@ def test_register_errors(clean_registry) -> None:
         rewards.register("qpos", bad_values)
     with pytest.raises(rewards.RewardError, match="one keyword"):
         rewards.register("two_scales", bad_values, scale=1.0, bound=2.0)
+    with pytest.raises(rewards.RewardError, match="not 'weight': weights are EnvConfig.reward_weights"):
+        rewards.register("weighted", bad_values, weight=1.0)
     with pytest.raises(ValueError, match=r"unknown reward terms \['nosuch'\]"):
         mmimic.EnvConfig(reward_weights={"nosuch": 1.0}).resolve(mmimic.load_embodiment("bimanual"))
 
 
-def test_command_line_switches_a_builtin_off(bimanual, clean_registry) -> None:
-    mmimic.apply_reward_args([], ["qpos=0", "rpos=3"])
-    config = mmimic.EnvConfig.for_embodiment(bimanual)
+def test_command_line_switches_a_builtin_off(bimanual) -> None:
+    config = mmimic.EnvConfig.for_embodiment(bimanual, reward_weights=mmimic.apply_reward_args([], ["qpos=0", "rpos=3"]))
     assert config.reward_weights["qpos"] == 0.0 and config.reward_weights["rpos"] == 3.0
     lib = StandInMotions(bimanual, [50], seed=13)
     env = mmimic.ImitationEnv(bimanual, lib, 2, "cpu", config)
     assert "qpos" not in env.info["reward_terms"] and env.reward_weights["rpos"] == 3.0
+
+
+def test_two_environments_in_one_process_have_their_own_weights(bimanual) -> None:
+    """Weights belong to each environment's config: the command line's weights reach only the env built
+    with them, and each env's total is its own weights times the same per-term values."""
+    lib = StandInMotions(bimanual, [150], seed=14)
+    heavy = mmimic.apply_reward_args([], ["qpos=0", "rpos=3", "action_rate=0.5"])
+    envs = [mmimic.ImitationEnv(bimanual, lib, 3, "cpu", mmimic.EnvConfig(reward_weights=w, seed=15)) for w in ({}, heavy)]
+    published = mmimic.EnvConfig.for_embodiment(bimanual).reward_weights
+    assert envs[0].reward_weights == {k: w for k, w in published.items() if w != 0}
+    assert envs[1].reward_weights == {k: w for k, w in {**published, **heavy}.items() if w != 0}
+    assert "qpos" not in envs[1].reward_weights and envs[1].reward_weights["rpos"] == 3.0
+    assert mmimic.EnvConfig.for_embodiment(bimanual).reward_weights == published  # nothing left behind
+    penalties = {name for name, term in rewards.registered().items() if term.penalty}
+    generator = torch.Generator().manual_seed(16)
+    for _ in range(2):
+        actions = torch.rand(3, envs[0].num_actions, generator=generator) * 2 - 0.5
+        totals = []
+        for env in envs:
+            _, reward, _, info = env.step(actions)
+            terms = {name: value.double().numpy() for name, value in info["reward_terms"].items()}
+            expected = [total_reward({n: v[w] for n, v in terms.items()}, env.reward_weights, penalties) for w in range(3)]
+            torch.testing.assert_close(reward.double(), torch.tensor(expected, dtype=torch.float64), rtol=1e-5, atol=1e-6)
+            totals.append(reward.clone())
+        assert not torch.allclose(totals[0], totals[1])

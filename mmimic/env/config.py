@@ -4,8 +4,8 @@
 root gets the MyoFullBody settings, a fixed-base body the MyoBimanualArm settings
 (reference/musclemimic.md §1.5, §2, §3.2). `resolve(embodiment)` fills every `None` and returns
 the complete configuration that checkpoints record. A disabled termination check is `inf`.
-Reward weights, lowest priority first: the term's registered weight, the published weight for
-the body, the command line's (`apply_reward_args`), `EnvConfig.reward_weights`.
+Reward weights, lowest priority first: 0 for every registered term, the published preset for the
+body, `EnvConfig.reward_weights` (where the command line's `--reward NAME=WEIGHT` goes).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 
 from mmimic.embodiment import Embodiment
-from mmimic.env.rewards import registered, weight_overrides
+from mmimic.env.rewards import registered
 
 MUSCLE_CHANNELS = ("length", "velocity", "force", "excitation", "activation")
 GOAL_STYLES = ("concise", "full")
@@ -93,12 +93,12 @@ class EnvConfig:
     def resolve(self, embodiment: Embodiment) -> EnvConfig:
         """A copy with every `None` filled for `embodiment` and the weight of every registered reward term."""
         full = embodiment.has_free_root
-        known_rewards = {name: term.weight for name, term in registered().items()}
+        known_rewards = {name: 0.0 for name in registered()}
         unknown = sorted(set(self.reward_weights) - set(known_rewards))
         if unknown:
             raise ValueError(f"EnvConfig.reward_weights names unknown reward terms {unknown}; known: {', '.join(sorted(known_rewards))}")
         preset = FULLBODY_REWARD_WEIGHTS if full else BIMANUAL_REWARD_WEIGHTS
-        weights = {**known_rewards, **preset, **weight_overrides(), **self.reward_weights}
+        weights = {**known_rewards, **preset, **self.reward_weights}
         if full:
             thresholds = (0.5, math.inf, math.inf) if self.validation else (1.0, 1.0, 1.0)
         else:

@@ -2,14 +2,16 @@
 
 A term is a Warp kernel `(state: RewardState, params, out: wp.array(dtype=float))` where
 `params` is a float or an instance of a `wp.struct` of the term's own. `register` checks the
-signature and builds `params` from keyword arguments. An environment takes a snapshot of the
-registry when it is built; a term whose resolved weight is 0 is not launched.
+signature and builds `params` from keyword arguments. The registry holds no weights: those are
+`EnvConfig.reward_weights` (per-body presets in `mmimic.env.config`), so environments in one
+process can weigh the terms differently. An environment takes a snapshot of the registry when it
+is built; a term whose resolved weight is 0 is not launched.
 
 The total reward of a world is `max(sum_imitation w*r + max(sum_penalties w*r, floor), 0)`, and
 0 if any term is non-finite (reference/musclemimic.md §3.1).
 
-`apply_reward_args` is the command line's `--reward-module FILE` / `--reward NAME=WEIGHT`; its
-weights override the published ones in every environment built afterwards in the process.
+`apply_reward_args` is the command line's `--reward-module FILE` / `--reward NAME=WEIGHT`: it
+registers the modules' terms and returns the weights for `EnvConfig.reward_weights`.
 """
 
 from __future__ import annotations
@@ -35,23 +37,19 @@ class RewardError(ValueError):
 
 @dataclass(frozen=True)
 class RewardTerm:
-    """A registered term: its kernel, default weight, launch parameters, and whether it is a penalty."""
+    """A registered term: its kernel, launch parameters, and whether it is a penalty."""
 
     name: str
     kernel: wp.Kernel
-    weight: float
     params: Any
     penalty: bool
 
 
 _REGISTRY: dict[str, RewardTerm] = {}
-_OVERRIDES: dict[str, float] = {}
 
 
-def register(
-    name: str, kernel: wp.Kernel, weight: float = 1.0, *, penalty: bool = False, replace: bool = False, **params: Any
-) -> RewardTerm:
-    """Register a reward term under `name` with a default `weight`.
+def register(name: str, kernel: wp.Kernel, *, penalty: bool = False, replace: bool = False, **params: Any) -> RewardTerm:
+    """Register a reward term under `name`; its weight is 0 (off) unless the body's preset or the config names it.
 
     `params` fills the kernel's `params` argument: for a float, at most one keyword of any name
     (default 1.0); for a `wp.struct`, one keyword per field. Penalty terms are summed and floored
@@ -63,7 +61,7 @@ def register(
     if name in _REGISTRY and not replace:
         raise RewardError(f"reward term {name!r} is already registered (pass replace=True to replace it)")
     params_type = _check_signature(name, kernel)
-    term = RewardTerm(name, kernel, float(weight), _make_params(name, params_type, params), bool(penalty))
+    term = RewardTerm(name, kernel, _make_params(name, params_type, params), bool(penalty))
     _REGISTRY[name] = term
     return term
 
@@ -73,7 +71,6 @@ def unregister(name: str) -> None:
     if name not in _REGISTRY:
         raise RewardError(f"unknown reward term {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     del _REGISTRY[name]
-    _OVERRIDES.pop(name, None)
 
 
 def registered() -> dict[str, RewardTerm]:
@@ -81,21 +78,9 @@ def registered() -> dict[str, RewardTerm]:
     return dict(_REGISTRY)
 
 
-def weight_overrides() -> dict[str, float]:
-    """The command line's weights (name -> weight), applied over the published ones by `EnvConfig.resolve`."""
-    return dict(_OVERRIDES)
-
-
-def clear_weight_overrides() -> None:
-    """Forget the weights set by `apply_reward_args`."""
-    _OVERRIDES.clear()
-
-
 def apply_reward_args(module_paths: list[str], reward_specs: list[str]) -> dict[str, float]:
-    """Import each `--reward-module` file (it calls `register`) and apply each `--reward NAME=WEIGHT`.
-
-    The weights are recorded as process-wide overrides (see `weight_overrides`) and returned.
-    """
+    """Import each `--reward-module` file (it calls `register`) and return each `--reward NAME=WEIGHT`
+    as name -> weight, for `EnvConfig.reward_weights`."""
     for path in module_paths:
         load_reward_module(path)
     weights: dict[str, float] = {}
@@ -110,7 +95,6 @@ def apply_reward_args(module_paths: list[str], reward_specs: list[str]) -> dict[
             raise RewardError(f"--reward {spec!r}: weight {value!r} is not a number") from None
         if name not in _REGISTRY:
             raise RewardError(f"--reward {spec!r}: unknown reward term {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    _OVERRIDES.update(weights)
     return weights
 
 
@@ -153,8 +137,9 @@ def _check_signature(name: str, kernel: Any) -> Any:
 
 def _make_params(name: str, params_type: Any, params: dict[str, Any]) -> Any:
     if params_type is wp.float32:
-        if len(params) > 1:
-            raise RewardError(f"reward term {name!r}: a float params takes one keyword, got {sorted(params)}")
+        if len(params) > 1 or "weight" in params:
+            raise RewardError(f"reward term {name!r}: a float params takes one keyword (not 'weight': weights are "
+                              f"EnvConfig.reward_weights), got {sorted(params)}")
         return float(next(iter(params.values()), 1.0))
     fields = set(params_type.vars)
     if set(params) != fields:
@@ -167,27 +152,25 @@ def _make_params(name: str, params_type: Any, params: dict[str, Any]) -> Any:
     return instance
 
 
-register("qpos", kernels.qpos_reward, weight=0.1, scale=10.0)
-register("qvel", kernels.qvel_reward, weight=0.1, scale=2.0)
-register("root_pos", kernels.root_pos_reward, weight=0.1, scale=10.0)
-register("root_vel", kernels.root_vel_reward, weight=0.1, scale=10.0)
-register("rpos", kernels.rpos_reward, weight=0.6, scale=100.0)
-register("rquat", kernels.rquat_reward, weight=0.01, scale=10.0)
-register("rvel_rot", kernels.rvel_rot_reward, weight=0.1, scale=0.1)
-register("rvel_lin", kernels.rvel_lin_reward, weight=0.1, scale=0.1)
-register("action_out_of_bounds", kernels.action_out_of_bounds_penalty, weight=0.01, penalty=True, bound=1.0)
-register("action_rate", kernels.action_rate_penalty, weight=0.0, penalty=True, scale=1.0)
-register("activation_energy", kernels.activation_energy_penalty, weight=0.0, penalty=True, scale=1.0)
+register("qpos", kernels.qpos_reward, scale=10.0)
+register("qvel", kernels.qvel_reward, scale=2.0)
+register("root_pos", kernels.root_pos_reward, scale=10.0)
+register("root_vel", kernels.root_vel_reward, scale=10.0)
+register("rpos", kernels.rpos_reward, scale=100.0)
+register("rquat", kernels.rquat_reward, scale=10.0)
+register("rvel_rot", kernels.rvel_rot_reward, scale=0.1)
+register("rvel_lin", kernels.rvel_lin_reward, scale=0.1)
+register("action_out_of_bounds", kernels.action_out_of_bounds_penalty, penalty=True, bound=1.0)
+register("action_rate", kernels.action_rate_penalty, penalty=True, scale=1.0)
+register("activation_energy", kernels.activation_energy_penalty, penalty=True, scale=1.0)
 
 __all__ = [
     "RewardError",
     "RewardState",
     "RewardTerm",
     "apply_reward_args",
-    "clear_weight_overrides",
     "load_reward_module",
     "register",
     "registered",
     "unregister",
-    "weight_overrides",
 ]

@@ -250,7 +250,7 @@ def prepare(
     path = Path(checkpoint_path)
     checkpoint = load_checkpoint(path)
     trained = checkpoint.get("config", {})
-    apply_reward_args(list(trained.get("reward_modules", [])), [])  # the run's own reward terms
+    apply_reward_args(list(trained.get("reward_modules", [])), [])  # the run's kernels; weights: its env config
     body = load_embodiment(embodiment or trained.get("embodiment") or checkpoint["embodiment"])
     sources = list(motions) or list(trained.get("motions", []))
     if not sources:
