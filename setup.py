@@ -9,6 +9,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["mmimic", "mmimic.*"]) + ["mmimic.kernels"],
     package_dir={"mmimic": "mmimic", "mmimic.kernels": "kernels"},
+    package_data={"mmimic": ["data/*.json"]},
     install_requires=[
         "torch>=2.9",
         "numpy>=1.26",

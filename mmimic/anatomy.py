@@ -20,7 +20,7 @@ import numpy as np
 from mmimic.coupling import Coupling
 from mmimic.embodiment import Embodiment
 
-OPENSIM_GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "golden" / "opensim_leg_paths.json"
+OPENSIM_GOLDEN = Path(__file__).resolve().parent / "data" / "opensim_leg_paths.json"
 """Lengths and moment arms of `LEG_MUSCLES` over `SWEEPS` from OpenSim 4.6 (the script beside it)."""
 
 LEG_MUSCLES = (

@@ -11,20 +11,14 @@ OpenSim walking trial): joint angles, ground reaction forces and activation agai
 
 from __future__ import annotations
 
+import argparse
+import json
+import math
 import sys
 from pathlib import Path
 
-# runners/profile.py shadows the standard library's `profile` (imported by torch and warp via
-# cProfile): drop this script's directory from the import path before they load.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from rich.console import Console
+from rich.table import Table
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_EXPERIMENT = REPO / "motions" / "sources" / "opensim_moco_walk"
@@ -171,8 +165,10 @@ def _evaluate(args: argparse.Namespace, console: Console) -> int:
     if args.export:
         console.print(f"wrote {export_npz(args.export, result)}")
     if args.report:
+        from mmimic.anatomy import LEG_MUSCLES, compare_with_opensim
         from mmimic.eval.report import write_report
 
+        has_legs = set(LEG_MUSCLES) <= set(setup.embodiment.muscle_names)
         path = write_report(
             args.report,
             result.metrics,
@@ -181,6 +177,7 @@ def _evaluate(args: argparse.Namespace, console: Console) -> int:
             gait=gait,
             gait_skipped=skipped,
             notes=notes,
+            anatomy=compare_with_opensim(setup.embodiment) if has_legs else None,
         )
         console.print(f"wrote {path}")
     return 0

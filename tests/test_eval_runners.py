@@ -57,6 +57,7 @@ def test_eval_writes_metrics_report_and_export(bimanual_checkpoint: Path, tmp_pa
 
     text = (report / "report.md").read_text()
     assert "](errors.png)" in text and (report / "errors.png").stat().st_size > 1000
+    assert "Muscle paths against OpenSim" not in text  # the arms have no leg muscles to compare
 
     data = np.load(export)
     e, t = data["valid"].shape
@@ -107,7 +108,10 @@ def test_eval_fullbody_reports_a_strideless_rollout(fullbody, tmp_path: Path) ->
     (reason,) = result["gait_skipped"].values()
     assert "no complete right stride" in reason
     assert any("body mass" in note for note in result["experiment_notes"])
-    assert "Clips not compared:" in (tmp_path / "r" / "report.md").read_text()
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "Clips not compared:" in report
+    assert "## Muscle paths against OpenSim" in report  # the full body's leg muscles, checked against OpenSim
+    assert (tmp_path / "r" / "anatomy_recfem_r.png").stat().st_size > 1000
 
 
 def test_play_writes_a_playable_mp4(bimanual_checkpoint: Path, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ are swept one at a time from the default pose (every other coordinate at its def
 
     python tests/golden/make_opensim_golden.py ../shared/data/opensim_moco_walk/subject_walk_scaled.osim
 
-writes `tests/golden/opensim_leg_paths.json` (needs `pip install opensim`; the tests do not),
+writes `mmimic/data/opensim_leg_paths.json` (needs `pip install opensim`; the tests do not),
 with the segment sizes (hip width, hip-knee and knee-ankle joint-centre distances).
 The sweeps and muscles are `mmimic.anatomy.SWEEPS` and `mmimic.anatomy.LEG_MUSCLES`; moment arms
 follow OpenSim's sign (-dL/dq), and coupled coordinates (the patella) follow their constraints.
@@ -23,7 +23,7 @@ import opensim
 
 from mmimic.anatomy import LEG_MUSCLES, SWEEPS
 
-OUT = Path(__file__).resolve().parent / "opensim_leg_paths.json"
+OUT = Path(__file__).resolve().parents[2] / "mmimic" / "data" / "opensim_leg_paths.json"
 
 
 def sweep(model_path: Path) -> dict:
