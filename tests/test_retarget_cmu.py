@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from mmimic.motion import check_clip, read_clip
+from mmimic.motion.floor import collision_geoms, lowest_points
 from mmimic.retarget import Retargeter, read_amp, read_bvh
-from mmimic.retarget.ground import collision_geoms, lowest_points
 from mmimic.retarget.quality import Thresholds, clip_quality
 
 REPO = Path(__file__).resolve().parent.parent

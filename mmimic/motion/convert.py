@@ -45,6 +45,7 @@ from mmimic.embodiment import Embodiment
 from mmimic.eval.gait import COORDINATE_TO_JOINT
 from mmimic.io.opensim import OpenSimFormatError, OpenSimTable, read_opensim_table
 from mmimic.motion.clip import MotionClip, column_names, model_joints, root_problems, select_joints
+from mmimic.motion.floor import geom_bottoms
 
 log = logging.getLogger(__name__)
 
@@ -115,31 +116,6 @@ def apply_joint_equalities(model: mujoco.MjModel, qpos: np.ndarray) -> list[str]
     return [model.joint(int(j)).name for j in coupling.driven_ids]
 
 
-def lowest_geom_z(model: mujoco.MjModel, data: mujoco.MjData, geom_ids: list[int]) -> float:
-    """The lowest world z of the given geoms (mesh vertices or primitive shapes), after kinematics."""
-    lowest = np.inf
-    for g in geom_ids:
-        z, rz = data.geom_xpos[g, 2], data.geom_xmat[g, 6:9]  # rz: world z of each local axis
-        size, kind = model.geom_size[g], model.geom_type[g]
-        if kind == mujoco.mjtGeom.mjGEOM_MESH:
-            adr, num = model.mesh_vertadr[model.geom_dataid[g]], model.mesh_vertnum[model.geom_dataid[g]]
-            low = z + float(np.min(model.mesh_vert[adr : adr + num] @ rz))
-        elif kind == mujoco.mjtGeom.mjGEOM_SPHERE:
-            low = z - size[0]
-        elif kind == mujoco.mjtGeom.mjGEOM_CAPSULE:
-            low = z - abs(rz[2]) * size[1] - size[0]
-        elif kind == mujoco.mjtGeom.mjGEOM_CYLINDER:
-            low = z - abs(rz[2]) * size[1] - size[0] * np.sqrt(max(0.0, 1.0 - rz[2] ** 2))
-        elif kind == mujoco.mjtGeom.mjGEOM_ELLIPSOID:
-            low = z - float(np.linalg.norm(size * rz))
-        elif kind == mujoco.mjtGeom.mjGEOM_BOX:
-            low = z - float(np.abs(rz) @ size)
-        else:
-            raise ValueError(f"geom {model.geom(g).name!r}: lowest point of type {kind} is not supported")
-        lowest = min(lowest, low)
-    return lowest
-
-
 def foot_heights(model: mujoco.MjModel, qpos: np.ndarray, bodies: tuple[str, ...] = FOOT_BODIES) -> np.ndarray:
     """(T, len(bodies)) lowest z of each body's geoms per frame, by MuJoCo kinematics."""
     data = mujoco.MjData(model)
@@ -148,7 +124,7 @@ def foot_heights(model: mujoco.MjModel, qpos: np.ndarray, bodies: tuple[str, ...
     for t, q in enumerate(qpos):
         data.qpos[:] = q
         mujoco.mj_kinematics(model, data)
-        heights[t] = [lowest_geom_z(model, data, g) for g in geoms]
+        heights[t] = [geom_bottoms(model, data, g).min() for g in geoms]
     return heights
 
 
@@ -171,7 +147,7 @@ def lift_toes(model: mujoco.MjModel, qpos: np.ndarray, iterations: int = 30) -> 
             data.qpos[:] = q
             data.qpos[adr] = angle
             mujoco.mj_kinematics(model, data)
-            return lowest_geom_z(model, data, geoms)
+            return float(geom_bottoms(model, data, geoms).min())
 
         lift = max(model.jnt_range[jid], key=lambda limit: height(model.qpos0, limit))  # the end raising the toes
         frames, largest = 0, 0.0

@@ -1,7 +1,8 @@
-"""The floor: each frame's lowest body point, and the ground pass that removes floating and
-penetration by moving the free root vertically (`ground`).
+"""The floor z = 0 for the OpenSim converter and the retargeter: the lowest point of geoms
+(`geom_bottoms` in one pose, `lowest_points` over a clip), and the ground pass that removes
+floating and penetration by moving the free root vertically (`ground`).
 
-The lowest point is taken over the body's collision geoms (those with a nonzero `contype` or
+By default the lowest point is taken over the body's collision geoms (those with a nonzero `contype` or
 `conaffinity`, the floor's own geoms excluded), exactly for spheres, capsules, cylinders,
 ellipsoids and boxes and over the vertices for meshes. The floor is the plane z = 0.
 """
@@ -43,30 +44,43 @@ def lowest_points(model: mujoco.MjModel, qpos: np.ndarray, geoms: np.ndarray | N
         mujoco.mj_kinematics(model, data)
         centre_z[t] = data.geom_xpos[geoms, 2]
         axes_z[t] = data.geom_xmat[geoms, 6:9]
+    return np.min(centre_z - _reach(model, geoms, axes_z), axis=1)
+
+
+def geom_bottoms(model: mujoco.MjModel, data: mujoco.MjData, geoms: np.ndarray) -> np.ndarray:
+    """(G,) the lowest world z of each of `geoms` at the poses in `data` (after kinematics)."""
+    geoms = np.asarray(geoms)
+    return data.geom_xpos[geoms, 2] - _reach(model, geoms, data.geom_xmat[geoms, 6:9])
+
+
+def _reach(model: mujoco.MjModel, geoms: np.ndarray, axes_z: np.ndarray) -> np.ndarray:
+    """(..., G) how far each of `geoms` reaches below its centre, from `axes_z` (..., G, 3), the
+    world z of each geom axis: exact for spheres, capsules, cylinders, ellipsoids and boxes,
+    over the vertices for meshes."""
     kinds, size = model.geom_type[geoms], model.geom_size[geoms]
-    reach = np.full(centre_z.shape, np.nan)  # how far each geom reaches below its centre
+    reach = np.full(axes_z.shape[:-1], np.nan)
     for kind in np.unique(kinds):
         cols = np.flatnonzero(kinds == kind)
-        s, rz = size[cols], axes_z[:, cols]
+        s, rz = size[cols], axes_z[..., cols, :]
         if kind == _SPHERE:
-            reach[:, cols] = s[:, 0]
+            reach[..., cols] = s[:, 0]
         elif kind == _CAPSULE:
-            reach[:, cols] = np.abs(rz[..., 2]) * s[:, 1] + s[:, 0]
+            reach[..., cols] = np.abs(rz[..., 2]) * s[:, 1] + s[:, 0]
         elif kind == _CYLINDER:
-            reach[:, cols] = np.abs(rz[..., 2]) * s[:, 1] + s[:, 0] * np.sqrt(np.clip(1 - rz[..., 2] ** 2, 0, 1))
+            reach[..., cols] = np.abs(rz[..., 2]) * s[:, 1] + s[:, 0] * np.sqrt(np.clip(1 - rz[..., 2] ** 2, 0, 1))
         elif kind == _ELLIPSOID:
-            reach[:, cols] = np.linalg.norm(rz * s, axis=-1)
+            reach[..., cols] = np.linalg.norm(rz * s, axis=-1)
         elif kind == _BOX:
-            reach[:, cols] = np.sum(np.abs(rz) * s, axis=-1)
+            reach[..., cols] = np.sum(np.abs(rz) * s, axis=-1)
         elif kind == _MESH:
             for c, g in zip(cols, geoms[cols]):
                 mesh = model.geom_dataid[g]
                 vert = model.mesh_vert[model.mesh_vertadr[mesh] : model.mesh_vertadr[mesh] + model.mesh_vertnum[mesh]]
-                reach[:, c] = -np.min(axes_z[:, c] @ vert.T, axis=1)
+                reach[..., c] = -np.min(axes_z[..., c, :] @ vert.T, axis=-1)
         else:
             name = model.geom(int(geoms[cols[0]])).name
             raise ValueError(f"geom {name!r}: the lowest point of geom type {kind} is not supported")
-    return np.min(centre_z - reach, axis=1)
+    return reach
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@
 
 Sources are reduced to canonical keypoints (`keypoints`), carried over to the body's
 proportions (`targets`), solved frame by frame by damped least squares in the body's reduced
-coordinates (`ik`, with `mmimic.coupling`), put on the floor (`ground`) and checked (`quality`).
+coordinates (`ik`, with `mmimic.coupling`), put on the floor (`mmimic.motion.floor`) and checked (`quality`).
 """
 
 from mmimic.retarget.amass import read_amass_smplx, read_amass_template, template_skeleton

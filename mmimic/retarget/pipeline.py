@@ -22,8 +22,8 @@ import numpy as np
 from mmimic.coupling import Coupling
 from mmimic.embodiment import Embodiment
 from mmimic.motion import MotionClip, column_names, derive_clip, fit_clip
+from mmimic.motion.floor import collision_geoms, ground, lowest_points
 from mmimic.motion.resample import differentiate
-from mmimic.retarget.ground import collision_geoms, ground, lowest_points
 from mmimic.retarget.ik import FrameSolver, IKSettings, floor_points, kinematic_model
 from mmimic.retarget.marker_ik import MarkerMotion, solve_markers
 from mmimic.retarget.keypoints import FULLBODY_LANDMARKS, FULLBODY_POINTS, FULLBODY_SEGMENTS, MID_HIP, SIDES, midpoint

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 import mujoco
 import numpy as np
 
-from mmimic.retarget.ground import lowest_points
+from mmimic.motion.floor import lowest_points
 
 LIMIT_TOLERANCE = 1e-5
 PENETRATION_TOLERANCE = 1e-3
