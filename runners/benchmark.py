@@ -1,4 +1,4 @@
-"""Throughput per environment count: `python runners/profile.py --embodiment fullbody --envs 16,64`.
+"""Throughput per environment count: `python runners/benchmark.py --embodiment fullbody --envs 16,64`.
 
 For each count: physics-only control steps per second (captured substeps, random excitations),
 environment steps per second (physics plus mmimic's observation, reward, termination and reset
@@ -10,42 +10,37 @@ JSON (`--json`) and a PNG plot (`--plot`).
 
 from __future__ import annotations
 
+import argparse
+import json
+import math
+import os
+import platform
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
-# runners/ holds profile.py, which would shadow the standard library's `profile` (imported by
-# torch and warp through cProfile): keep this directory off the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import matplotlib
+import mujoco
+import torch
+import warp as wp
+from rich.console import Console
+from rich.table import Table
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
-
-import matplotlib  # noqa: E402
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mujoco  # noqa: E402
-import torch  # noqa: E402
-import warp as wp  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-import mmimic  # noqa: E402
-from mmimic.bench import (  # noqa: E402
+import mmimic
+from mmimic.bench import (
     env_throughput,
     mujoco_c_throughput,
     peak_memory_bytes,
     simulator_throughput,
     training_throughput,
 )
-from mmimic.cli import check_output_file, run_main  # noqa: E402
-from mmimic.simulator import resolve_device  # noqa: E402
-from mmimic.train.config import PRESETS, preset_for, resolve_config  # noqa: E402
-from mmimic.train.trainer import limit_cpu_threads  # noqa: E402
+from mmimic.cli import check_output_file, run_main
+from mmimic.simulator import resolve_device
+from mmimic.train.config import PRESETS, preset_for, resolve_config
+from mmimic.train.trainer import limit_cpu_threads
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
 
 def env_counts(text: str) -> list[int]:
@@ -138,7 +133,7 @@ def environment_info(device: str, argv: list[str]) -> dict:
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "versions": {"warp": wp.__version__, "mujoco": mujoco.__version__, "torch": torch.__version__},
-        "command": "python runners/profile.py " + " ".join(argv),
+        "command": "python runners/benchmark.py " + " ".join(argv),
     }
 
 
@@ -164,11 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     console = Console(width=max(Console().width, 150))
-    return run_main(lambda: profile(args, argv, console), console, debug=args.debug,
+    return run_main(lambda: benchmark(args, argv, console), console, debug=args.debug,
                     memory_hint="fewer environments (--envs)")
 
 
-def profile(args: argparse.Namespace, argv: list[str], console: Console) -> int:
+def benchmark(args: argparse.Namespace, argv: list[str], console: Console) -> int:
     for path, flag in ((args.json, "--json"), (args.plot, "--plot")):
         if path is not None:
             check_output_file(path, flag)
@@ -177,7 +172,7 @@ def profile(args: argparse.Namespace, argv: list[str], console: Console) -> int:
     except mmimic.EmbodimentError as exc:
         console.print(f"[red]--embodiment: {exc}[/red]")
         return 2
-    console.print(f"profiling {embodiment.name} ({embodiment.num_muscles} muscles) on {args.device}; "
+    console.print(f"benchmarking {embodiment.name} ({embodiment.num_muscles} muscles) on {args.device}; "
                   "the first run compiles Warp kernels (about 40 s), later runs use the cache")
     rows = []
     with console.status("measuring") as status:

@@ -16,22 +16,16 @@ description, split (`assign_splits`), weight 1, source and SHA-1; other clips' e
 
 from __future__ import annotations
 
+import argparse
 import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 
-# runners/profile.py shadows the standard library's `profile`, which warp imports (through
-# cProfile): drop the script's own directory from the import path before warp loads.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
-import argparse  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from dataclasses import asdict, replace  # noqa: E402
-
-import numpy as np  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: E402
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 ARM_JOINTS = ("shoulder_elv_l", "shoulder_elv_r", "elbow_flex_l", "elbow_flex_r")
 """Arm joints whose range says whether the arms move (the plane of elevation is left out: it

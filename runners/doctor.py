@@ -7,22 +7,17 @@ cache; then one verdict line per problem with its fix. Exit status 0 when nothin
 
 from __future__ import annotations
 
+import argparse
+import os
+import platform
+import subprocess
 import sys
+from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
-# runners/ holds profile.py, which would shadow the standard library's `profile` (imported by
-# torch and warp through cProfile): keep this directory off the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import argparse  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import subprocess  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from importlib import metadata  # noqa: E402
-
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from rich.console import Console
+from rich.table import Table
 
 PACKAGES = ("torch", "warp-lang", "mujoco", "mujoco-warp", "musclemimic-models")
 PINNED = ("warp-lang", "mujoco", "mujoco-warp", "musclemimic-models")  # the physics pins of setup.py
@@ -89,7 +84,7 @@ def check_cuda(report: Report) -> None:
         memory = f"{device.total_memory / 2**30:.1f} GiB, {device.free_memory / 2**30:.1f} GiB free"
         report.rows.append((f"  Warp {device.alias}", f"{device.name} (sm_{device.arch}), {memory}"))
     if view.warp_blind:
-        problem = "torch sees a GPU that Warp cannot use: train.py, profile.py and eval.py refuse to run without --device cpu"
+        problem = "torch sees a GPU that Warp cannot use: train.py, benchmark.py and eval.py refuse to run without --device cpu"
         report.problems.append((problem, warp_blind_message(view)))
     elif view.warp_gpus and not view.torch_gpus:
         report.problems.append((f"Warp sees {view.warp_gpus} GPU(s) but torch {view.torch_version} cannot use them",

@@ -6,14 +6,14 @@
 #      /tmp/gpu-site), then mmimic itself (pip install -e . --no-deps);
 #   2. runners/doctor.py;
 #   3. the tests marked `cuda` (tests/test_cuda.py) and the device tests;
-#   4. runners/profile.py --device cuda at 1024, 4096 and 16384 worlds for both bodies (published presets);
+#   4. runners/benchmark.py --device cuda at 1024, 4096 and 16384 worlds for both bodies (published presets);
 #   5. a 3-minute bimanual training run at 4096 worlds (stopped by SIGINT, which saves a checkpoint),
 #      with the early-termination rate of its first and last iterations.
 #
-# Every phase has a time limit (about 30 s set-up + doctor 60 + tests 150 + 2 x profile 60 + training 180
+# Every phase has a time limit (about 30 s set-up + doctor 60 + tests 150 + 2 x benchmark 60 + training 180
 # = 9 minutes at most, plus the final checkpoint) and the script goes on after a failed phase; the exit
 # status is the number of failed phases. Outputs (logs, JSON, plots, the run directory) go to $OUT if set, else
-# ./gpu-acceptance. Phase limits in seconds can be changed: TESTS_S, PROFILE_S, TRAIN_S.
+# ./gpu-acceptance. Phase limits in seconds can be changed: TESTS_S, BENCHMARK_S, TRAIN_S.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-$PWD/gpu-acceptance}
@@ -60,8 +60,8 @@ phase tests "${TESTS_S:-150}" python3 -m pytest -q -rs tests/test_cuda.py tests/
 
 # 4. throughput and memory at 1024 to 16384 worlds (the published training presets)
 for body in bimanual fullbody; do
-  phase "profile_$body" "${PROFILE_S:-60}" python3 runners/profile.py --device cuda --embodiment "$body" \
-    --envs 1024,4096,16384 --steps 10 --iterations 1 --repeats 1 --json "$out/profile_$body.json" --plot "$out/profile_$body.png"
+  phase "benchmark_$body" "${BENCHMARK_S:-60}" python3 runners/benchmark.py --device cuda --embodiment "$body" \
+    --envs 1024,4096,16384 --steps 10 --iterations 1 --repeats 1 --json "$out/benchmark_$body.json" --plot "$out/benchmark_$body.png"
 done
 
 # 5. three minutes of bimanual training at 4096 worlds; SIGINT at the limit stops it after the iteration with a checkpoint

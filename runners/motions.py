@@ -11,26 +11,20 @@
 
 from __future__ import annotations
 
+import argparse
+import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-# runners/profile.py shadows the standard library's `profile`, which warp imports (through
-# cProfile): drop the script's own directory from the import path before warp loads.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
 
-import argparse  # noqa: E402
-import logging  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-
-from rich.console import Console  # noqa: E402
-from rich.logging import RichHandler  # noqa: E402
-from rich.table import Table  # noqa: E402
-
-from mmimic.embodiment import Embodiment, EmbodimentError, load_embodiment  # noqa: E402
-from mmimic.motion import MotionError, check_clip, convert_opensim, derive_clip, read_clip, write_clip  # noqa: E402
-from mmimic.motion.convert import OPENSIM_MODELS  # noqa: E402
-from mmimic.motion.manifest import ClipEntry, directory_entries, manifest_problems  # noqa: E402
+from mmimic.embodiment import Embodiment, EmbodimentError, load_embodiment
+from mmimic.motion import MotionError, check_clip, convert_opensim, derive_clip, read_clip, write_clip
+from mmimic.motion.convert import OPENSIM_MODELS
+from mmimic.motion.manifest import ClipEntry, directory_entries, manifest_problems
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

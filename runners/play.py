@@ -9,21 +9,16 @@ interactive viewer opens when a display is available.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from rich.console import Console
 
 # Offscreen OpenGL unless the user chose one; mujoco reads this when it is first imported.
 os.environ.setdefault("MUJOCO_GL", "egl")
-# runners/profile.py shadows the standard library's `profile` (imported by torch and warp via
-# cProfile): drop this script's directory from the import path before they load.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
-import argparse  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-
-from rich.console import Console  # noqa: E402
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -15,21 +15,15 @@ every clip passed (or --keep-failing), 1 otherwise.
 
 from __future__ import annotations
 
+import argparse
 import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
-# runners/profile.py shadows the standard library's `profile`, which warp imports (through
-# cProfile): drop the script's own directory from the import path before warp loads.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
-import argparse  # noqa: E402
-from dataclasses import asdict  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-
-from rich.console import Console  # noqa: E402
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: E402
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -13,19 +13,14 @@ termination and reward.
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
-# runners/ holds profile.py, which would shadow the standard library's `profile` (imported by
-# torch and warp through cProfile): keep this directory off the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-from datetime import datetime  # noqa: E402
-
-from rich.console import Console  # noqa: E402
+from rich.console import Console
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -200,7 +200,7 @@ def test_too_many_worlds_is_one_sentence(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- the other runners
 
 
-def test_eval_play_profile_output_paths(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_eval_play_benchmark_output_paths(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     checkpoint = tmp_path / "missing.pt"  # the output paths are checked first
     assert runner("eval").main(["--checkpoint", str(checkpoint), "--json", str(tmp_path)]) == 2
     assert_one_sentence(capsys, f"--json {tmp_path}: is a directory")
@@ -213,7 +213,7 @@ def test_eval_play_profile_output_paths(tmp_path: Path, capsys: pytest.CaptureFi
     with read_only_directory(tmp_path / "ro") as ro:
         assert runner("eval").main(["--checkpoint", str(checkpoint), "--json", str(ro / "m.json")]) == 2
         assert_one_sentence(capsys, f"--json {ro / 'm.json'}: cannot write in {ro}")
-        assert runner("profile").main(["--embodiment", "bimanual", "--device", "cpu", "--json", str(ro / "p.json")]) == 2
+        assert runner("benchmark").main(["--embodiment", "bimanual", "--device", "cpu", "--json", str(ro / "p.json")]) == 2
         assert_one_sentence(capsys, f"--json {ro / 'p.json'}: cannot write in {ro}")
 
 

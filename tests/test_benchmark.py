@@ -1,4 +1,4 @@
-"""`runners/profile.py` runs on the CPU and reports every field for every environment count."""
+"""`runners/benchmark.py` runs on the CPU and reports every field for every environment count."""
 
 from __future__ import annotations
 
@@ -15,15 +15,15 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def load_runner():
-    spec = importlib.util.spec_from_file_location("mmimic_profile_runner", REPO / "runners/profile.py")
+    spec = importlib.util.spec_from_file_location("mmimic_benchmark_runner", REPO / "runners/benchmark.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_profile_writes_json_and_plot(tmp_path: Path) -> None:
+def test_benchmark_writes_json_and_plot(tmp_path: Path) -> None:
     runner = load_runner()
-    out, png = tmp_path / "profile.json", tmp_path / "profile.png"
+    out, png = tmp_path / "benchmark.json", tmp_path / "benchmark.png"
     assert runner.main(["--embodiment", "bimanual", "--envs", "1,2", "--steps", "2", "--iterations", "1", "--device", "cpu",
                         "--json", str(out), "--plot", str(png)]) == 0
     result = json.loads(out.read_text())
@@ -52,8 +52,8 @@ def test_profile_writes_json_and_plot(tmp_path: Path) -> None:
         (["--preset", "huge"], "--preset 'huge' is not one of"),
     ],
 )
-def test_profile_refuses_bad_arguments(args: list[str], message: str) -> None:
-    done = subprocess.run([sys.executable, str(REPO / "runners/profile.py"), *args], capture_output=True, text=True,
+def test_benchmark_refuses_bad_arguments(args: list[str], message: str) -> None:
+    done = subprocess.run([sys.executable, str(REPO / "runners/benchmark.py"), *args], capture_output=True, text=True,
                           cwd=REPO, timeout=120)
     assert done.returncode != 0
     assert message in " ".join((done.stderr + done.stdout).split())

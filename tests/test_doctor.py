@@ -77,10 +77,10 @@ def test_train_refuses_the_cpu_when_warp_cannot_use_the_gpu(warp_blind, tmp_path
     assert not (tmp_path / "run").exists()
 
 
-def test_profile_refuses_the_cpu_when_warp_cannot_use_the_gpu(warp_blind, capsys):
-    profile = runner("profile")
+def test_benchmark_refuses_the_cpu_when_warp_cannot_use_the_gpu(warp_blind, capsys):
+    benchmark = runner("benchmark")
     with pytest.raises(SystemExit) as exit_info:
-        profile.parse_args(["--embodiment", "bimanual"])
+        benchmark.parse_args(["--embodiment", "bimanual"])
     assert exit_info.value.code == 2
     assert "cannot use them" in " ".join(capsys.readouterr().err.split())
 
