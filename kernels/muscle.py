@@ -1,7 +1,7 @@
 """Muscle activation dynamics and Hill-type force as Warp functions and kernels.
 
 The default model equals MuJoCo's muscle (`mju_muscleDynamics`, `mju_muscleGain`,
-`mju_muscleBias`; formulas in reference/engine.md §8). Parameters are read per actuator from
+`mju_muscleBias` in MuJoCo's `engine_util_misc.c`). Parameters are read per actuator from
 the model: `gainprm` for the active force, `biasprm` for the passive force (they differ for a
 few muscles), `dynprm` for the activation time constants.
 

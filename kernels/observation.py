@@ -1,6 +1,6 @@
 """Observation kernels: reference-frame bookkeeping, relative site features, and one gather into the obs buffer.
 
-Relative site quantities follow the published system (reference/musclemimic.md §2.4): for mimic
+Relative site quantities follow the published system (MuscleMimic, arXiv 2603.25544): for mimic
 sites p_i, R_i (site -> world) and site velocities [w_i, v_i] (world frame), with site 0 the main
 site and i = 1..S-1:
     rpos_i = p_i - p_0,  rangles_i = rotvec(R_0^T R_i),

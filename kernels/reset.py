@@ -1,4 +1,4 @@
-"""Reference-state initialisation of the worlds selected by a mask (reference/musclemimic.md §1.4).
+"""Reference-state initialisation of the worlds selected by a mask (MuscleMimic, arXiv 2603.25544).
 
 Each selected world draws a clip with probability proportional to its weight and a start frame
 uniformly among the clip's frames, from its own random stream, and gets the start frame's qpos

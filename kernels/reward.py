@@ -8,7 +8,7 @@ Every term is a kernel with the same signature,
 launched with one thread per world (`world = wp.tid()`), writing one float to `out[world]`. The
 built-in DeepMimic terms below are written exactly like a user's own (docs/rewards.md) and are
 registered by `mmimic.env.rewards`. Imitation terms return exp(-scale * error) with the error of
-the published system (reference/musclemimic.md §3.1); penalties return a value <= 0.
+the published system (MuscleMimic, arXiv 2603.25544); penalties return a value <= 0.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class RewardState:
     """What a reward term may read: the post-step simulator state and the post-step reference frame.
 
     Arrays are indexed [world, ...]. S mimic sites in the embodiment's order, site 0 the main
-    site; the relative features cover sites 1..S-1 (reference/musclemimic.md §2.4).
+    site; the relative features cover sites 1..S-1 (kernels/observation.py).
     """
 
     qpos: wp.array2d(dtype=float)  # (N, nq) simulator joint positions

@@ -1,6 +1,6 @@
 """Action intake, episode termination and per-episode bookkeeping.
 
-Termination (reference/musclemimic.md §1.5), on the post-step state and reference frame:
+Termination (MuscleMimic, arXiv 2603.25544), on the post-step state and reference frame:
 absorbing when the mean relative-site deviation (or, in "world" mode, the mean world-site
 deviation), the main-site (root) position deviation or the root-quaternion angle exceeds its
 threshold (inf disables a check), or when an action or the observation was non-finite;

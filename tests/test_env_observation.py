@@ -1,4 +1,4 @@
-"""Observation layout and every observation block against MuJoCo C and numpy (reference/musclemimic.md §2)."""
+"""Observation layout and every observation block against MuJoCo C and numpy (MuscleMimic, arXiv 2603.25544)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Independent truth for the environment tests: a stand-in motion library replayed through MuJoCo C,
 and numpy implementations of the published relative-site, observation and reward formulas
-(reference/musclemimic.md §2-3). Other test_env_* modules import from here."""
+(MuscleMimic, arXiv 2603.25544). Other test_env_* modules import from here."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def kinematics(m: mujoco.MjModel, d: mujoco.MjData) -> None:
 
 
 def site_frames(embodiment: mmimic.Embodiment, d: mujoco.MjData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mimic-site positions (S,3), rotations (S,3,3) and world [angular, linear] velocities (S,6) (§2.4)."""
+    """Mimic-site positions (S,3), rotations (S,3,3) and world [angular, linear] velocities (S,6) (motion/kinematics.py)."""
     ids = embodiment.mimic_site_ids
     p = d.site_xpos[ids].copy()
     r = d.site_xmat[ids].reshape(-1, 3, 3).copy()
@@ -101,7 +101,7 @@ def site_frames(embodiment: mmimic.Embodiment, d: mujoco.MjData) -> tuple[np.nda
 
 
 def relative_features(p: np.ndarray, r: np.ndarray, vel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """site_rpos, site_rangles, site_rvel (sites 1..S-1) exactly as §2.4 writes them."""
+    """site_rpos, site_rangles, site_rvel (sites 1..S-1) exactly as kernels/observation.py writes them."""
     rrel = np.einsum("kj,ikl->ijl", r[0], r[1:])  # R_0^T R_i
     rpos = p[1:] - p[0]
     rangles = Rotation.from_matrix(rrel).as_rotvec()
@@ -116,7 +116,7 @@ def quat_angle(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def reward_terms(embodiment: mmimic.Embodiment, sim: dict, ref: dict, action: np.ndarray, last_action: np.ndarray) -> dict[str, float]:
-    """Every built-in term (unweighted) of §3.1 for one world; `sim`/`ref` hold qpos, qvel and rel features."""
+    """Every built-in term (unweighted) of docs/rewards.md for one world; `sim`/`ref` hold qpos, qvel and rel features."""
     root = embodiment.has_free_root
     quat = np.zeros(len(sim["qpos"]), bool)
     if root:
@@ -195,7 +195,7 @@ def simulator_state(embodiment: mmimic.Embodiment, d: mujoco.MjData) -> dict[str
 
 
 def expected_observation(env: mmimic.ImitationEnv, lib: StandInMotions, frames: dict, world: int, d: mujoco.MjData) -> dict[str, np.ndarray]:
-    """The observation blocks of §2.1-2.3 for one world, from MuJoCo C data `d` and the library."""
+    """The observation blocks of mmimic/env/layout.py for one world, from MuJoCo C data `d` and the library."""
     e, c = env.embodiment, env.config
     root = e.has_free_root
     sim = simulator_state(e, d)
@@ -242,7 +242,7 @@ def split_observation(env: mmimic.ImitationEnv, row: torch.Tensor) -> dict[str, 
 
 
 def total_reward(terms: dict[str, float], weights: dict[str, float], penalties: set[str]) -> float:
-    """max(sum of weighted imitation terms + max(sum of weighted penalties, -1), 0) (§3.1)."""
+    """max(sum of weighted imitation terms + max(sum of weighted penalties, -1), 0) (docs/rewards.md)."""
     gain = sum(weights[k] * v for k, v in terms.items() if k not in penalties and k in weights)
     cost = sum(weights[k] * v for k, v in terms.items() if k in penalties and k in weights)
     return max(gain + max(cost, -1.0), 0.0)

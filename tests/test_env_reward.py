@@ -1,4 +1,4 @@
-"""Reward terms and termination against numpy (reference/musclemimic.md §1.5, §3), perfect tracking,
+"""Reward terms and termination against numpy (MuscleMimic, arXiv 2603.25544), perfect tracking,
 user reward kernels from the command line, and the registry's errors."""
 
 from __future__ import annotations

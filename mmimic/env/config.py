@@ -2,7 +2,7 @@
 
 `EnvConfig()` reproduces the published task for whichever body it is given: a body with a free
 root gets the MyoFullBody settings, a fixed-base body the MyoBimanualArm settings
-(reference/musclemimic.md §1.5, §2, §3.2). `resolve(embodiment)` fills every `None` and returns
+(MuscleMimic, arXiv 2603.25544; docs/rewards.md). `resolve(embodiment)` fills every `None` and returns
 the complete configuration that checkpoints record. A disabled termination check is `inf`.
 Reward weights, lowest priority first: 0 for every registered term, the published preset for the
 body, `EnvConfig.reward_weights` (where the command line's `--reward NAME=WEIGHT` goes).

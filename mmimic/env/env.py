@@ -1,6 +1,6 @@
-"""The batched motion-imitation environment (reference/musclemimic.md §1-3) on the simulator's device.
+"""The batched motion-imitation environment of MuscleMimic (arXiv 2603.25544) on the simulator's device.
 
-One control step (§1.3) is one captured Warp graph, replayed without host synchronisation:
+One control step is one captured Warp graph, replayed without host synchronisation:
   1. intake: flag worlds with a non-finite action, zero their actions, ctrl = clip(action, -1, 1);
   2. physics: `substeps` physics steps with ctrl held (the simulator's kernels);
   3. evaluate: recompute derived quantities (`EnvConfig.derived`), advance the reference pointer

@@ -1,11 +1,11 @@
 """The observation layout: named blocks in order, and the per-column table the gather kernel reads.
 
-Full body (reference/musclemimic.md §2.1, 2418 values): q_free_joint 5, q_all_pos 82,
+MuscleMimic's layouts (arXiv 2603.25544). Full body (2418 values): q_free_joint 5, q_all_pos 82,
 dq_free_joint 6, dq_all_vel 82, muscle_length_velocity_force_excitation_activation 1770 (five
 values per muscle, interleaved), touch 4, goal_site_rpos 48, goal_site_rangles 48,
 goal_site_rvel 96, goal_ref_site_rpos 48, goal_lookahead 228 (per look-ahead frame: root
 position delta 3, root velocity delta 6, reference site rpos 48), goal_phase 1.
-Bimanual (§2.2, 701; 1597 with 5 look-ahead frames): q_all_pos 76, dq_all_vel 76,
+Bimanual (701; 1597 with 5 look-ahead frames): q_all_pos 76, dq_all_vel 76,
 muscle_force_activation 252, goal_site_rpos 18, goal_site_rangles 18, goal_site_rvel 36,
 goal_ref_qpos, goal_ref_qvel, goal_ref_site_rpos, goal_ref_site_rangles, goal_ref_site_rvel
 (each frame after frame), goal_phase 1. Site features are site-major; rvel is [angular, linear].

@@ -19,7 +19,7 @@ class MotionSource(Protocol):
 
     Frames of all clips are concatenated: clip c is rows clip_start[c] .. clip_start[c] + clip_length[c] - 1.
     Sites are the embodiment's mimic sites in its order; `site_xmat` is site -> world, row-major;
-    `site_vel` is the world [angular, linear] site velocity (reference/musclemimic.md §2.4).
+    `site_vel` is the world [angular, linear] site velocity (MuscleMimic's; kernels/observation.py).
     """
 
     fps: float

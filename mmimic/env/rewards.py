@@ -8,7 +8,7 @@ process can weigh the terms differently. An environment takes a snapshot of the 
 is built; a term whose resolved weight is 0 is not launched.
 
 The total reward of a world is `max(sum_imitation w*r + max(sum_penalties w*r, floor), 0)`, and
-0 if any term is non-finite (reference/musclemimic.md §3.1).
+0 if any term is non-finite (MuscleMimic, arXiv 2603.25544; docs/rewards.md).
 
 `apply_reward_args` is the command line's `--reward-module FILE` / `--reward NAME=WEIGHT`: it
 registers the modules' terms and returns the weights for `EnvConfig.reward_weights`.

@@ -1,4 +1,4 @@
-"""Tracking metrics of evaluation rollouts (reference/musclemimic.md §7), batched torch functions.
+"""Tracking metrics of evaluation rollouts (arXiv 2603.25544; docs/evaluation.md), batched torch functions.
 
 A rollout batch holds E episodes padded to T control steps. ``valid[e, t]`` marks the steps
 whose post-step state is recorded; errors are averaged over valid steps only. The reference

@@ -2,7 +2,7 @@
 
 Frames are processed as worlds, `chunk` at a time: `kinematics`, `com_pos` and `com_vel` give
 site poses and com-based body velocities, from which the mimic sites' spatial velocities follow
-as in MuscleMimic (reference/musclemimic.md §2.4):
+as in MuscleMimic (arXiv 2603.25544):
 `w_i = cvel_ang(parent_i)`, `v_i = cvel_lin(parent_i) - (p_i - subtree_com[root]) x w_i`.
 
 The engine runs a kinematic copy of the body (`kinematic_model`): the same bodies, joints and

@@ -1,4 +1,4 @@
-"""Retargeting quality checks (MuscleMimic's `msk_metrics`, reference/musclemimic.md §6.5).
+"""Retargeting quality checks (MuscleMimic's `msk_metrics`, arXiv 2603.25544; docs/retargeting.md).
 
 Per clip, on the stored (float32) trajectory:
 

@@ -55,7 +55,7 @@ class RunConfig:
 
 @dataclass
 class SamplingConfig:
-    """Failure-weighted clip sampling (`mmimic.train.sampling`; reference/musclemimic.md §4.6). On
+    """Failure-weighted clip sampling (`mmimic.train.sampling`; docs/training.md). On
     by default; a set of one clip samples it alone either way."""
 
     failure_weighted: bool = True

@@ -1,6 +1,6 @@
 """Failure-weighted clip sampling: a generalist spends its episodes where it fails.
 
-The published system's adaptive motion sampling (reference/musclemimic.md §4.6), on the device.
+The published system's adaptive motion sampling (MuscleMimic, arXiv 2603.25544), on the device.
 Per clip c, exponential moving averages of the finished episodes d_c and of the early
 terminations e_c among them (smoothing beta, starting from the priors d = `prior_episodes`,
 e = `prior_terminations`) give the failure rate r_c = e_c / (d_c + 1e-6); resets draw clip c with
