@@ -27,5 +27,5 @@ setup(
         "imageio>=2.31",
         "imageio-ffmpeg>=0.5",
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={"test": ["pytest>=8", "ruff==0.17.6"]},
 )
