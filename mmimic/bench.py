@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import resource
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from mmimic.embodiment import Embodiment
 from mmimic.env import ImitationEnv
 from mmimic.ppo import PPO, ActorCritic, RolloutStorage
 from mmimic.ppo.storage import Minibatch
+from mmimic.rollout import Step, rollout
 from mmimic.simulator import Simulator
 from mmimic.train.config import NetworkConfig, PPOConfig, TrainConfig
 
@@ -146,18 +148,18 @@ def training_throughput(env: ImitationEnv, config: TrainConfig, iterations: int,
         totals[key] += time.perf_counter() - start
         return result
 
+    def store(step: Step) -> None:
+        _, log_prob, value, _ = step.output
+        storage.add(step.obs, step.action, log_prob, value, step.reward, step.done, step.info["terminated"])
+
+    act = functools.partial(actor_critic.act, update_normalizer=True)
     obs = env.reset()
     for iteration in range(iterations + 1):  # the first iteration warms up and is not counted
         if iteration == 1:
             totals = dict.fromkeys(totals, 0.0)
         synchronize(env.device)
         started = time.perf_counter()
-        for _ in range(run.num_steps):
-            action, log_prob, value, _ = timed("policy", lambda: actor_critic.act(obs, update_normalizer=True))
-            taken_from = obs.clone()  # env.step overwrites the observation buffer, as in the trainer's rollout
-            next_obs, reward, done, info = timed("env", lambda: env.step(action))
-            storage.add(taken_from, action, log_prob, value, reward, done, info["terminated"])
-            obs = next_obs
+        obs = rollout(env, obs, run.num_steps, act, store, timed=timed)
         timed("update", lambda: (ppo.compute_returns(storage, obs), ppo.update(storage, iteration)))
         storage.clear()
         synchronize(env.device)

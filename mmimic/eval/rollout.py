@@ -14,6 +14,7 @@ step but the last (``valid``), while return, length and termination come from th
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from mmimic.env import EnvConfig, ImitationEnv, apply_reward_args
 from mmimic.eval.metrics import EvaluationMetrics, RolloutArrays, compute_metrics
 from mmimic.motion import MotionLibrary
 from mmimic.motion.clip import column_names, quaternion_columns
+from mmimic.rollout import Step, rollout
 from mmimic.simulator import resolve_device
 
 __all__ = [
@@ -165,23 +167,28 @@ def _run_chunk(
         current["site_pos"].copy_(sim.site_xpos[:, site_ids])
         current["touch"].copy_(sim.sensordata[:, touch])
 
+    instants = itertools.count(1)  # instant 0 is the start state
+
+    def record(step: Step) -> None:
+        reward, done, info = step.reward, step.done, step.info
+        nan_actions.add_(info["nan_actions"] & alive)
+        finishing = alive & done
+        ret.add_(torch.where(alive, reward, torch.zeros_like(reward)))
+        length.add_(alive.long())
+        terminated.logical_or_(finishing & info["terminated"])
+        alive.logical_and_(~done)
+        refresh()
+        current["valid"].copy_(alive)
+        current["reward"].copy_(torch.where(alive | finishing, reward, torch.zeros_like(reward)))
+        recorder.record(next(instants))
+
     obs = env.start_at(ids)
     refresh()
     recorder.record(0)
     with torch.no_grad():
-        for k in range(1, steps + 1):
-            obs, reward, done, info = env.step(policy(obs))
-            nan_actions += info["nan_actions"] & alive
-            finishing = alive & done
-            ret += torch.where(alive, reward, torch.zeros_like(reward))
-            length += alive.long()
-            terminated |= finishing & info["terminated"]
-            alive &= ~done
-            refresh()
-            current["valid"].copy_(alive)
-            current["reward"].copy_(torch.where(alive | finishing, reward, torch.zeros_like(reward)))
-            recorder.record(k)
-            if k % 50 == 0 and not bool(alive.any()):
+        for first in range(1, steps + 1, 50):  # stop early, checked every 50 steps, once every episode ended
+            obs = rollout(env, obs, min(50, steps + 1 - first), policy, record, keep_obs=False)
+            if not bool(alive.any()):
                 break
     if env.torch_device.type == "cuda":
         torch.cuda.current_stream(env.torch_device).synchronize()

@@ -7,6 +7,7 @@ its worlds and seed, gradients and normaliser statistics are all-reduced, rank 0
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import signal
@@ -32,6 +33,7 @@ from mmimic.embodiment import Embodiment, load_embodiment
 from mmimic.env import EnvConfig, ImitationEnv
 from mmimic.motion import MotionLibrary
 from mmimic.ppo import PPO, ActorCritic, ReturnNormalizer, RolloutStorage
+from mmimic.rollout import Step, rollout
 from mmimic.train.clip_stats import ClipStats
 from mmimic.train.config import ConfigError, TrainConfig, check_config
 from mmimic.train.logger import RunLogger
@@ -72,10 +74,11 @@ class EpisodeStats:
     def add(self, key: str, value: torch.Tensor) -> None:
         self.sums[key] = self.sums.get(key, torch.zeros((), device=self.device)) + value
 
-    def record_step(self, reward: torch.Tensor, done: torch.Tensor, info: dict, clip: torch.Tensor | None = None) -> None:
-        """`clip`: each world's clip before the step (needed with `clips`)."""
+    def record_step(self, step: Step) -> None:
+        """Add one control step of a rollout."""
+        reward, done, info = step.reward, step.done, step.info
         if self.clips is not None:
-            self.clips.record_step(clip, reward, done, info)
+            self.clips.record_step(step.clip, reward, done, info)
         self.add("reward/total", reward.mean())
         for name, term in info["reward_terms"].items():
             self.add(f"reward/{name}", term.mean())
@@ -278,18 +281,14 @@ class Trainer:
         return self._stop_requested
 
     def _rollout(self, obs: torch.Tensor, stats: EpisodeStats) -> torch.Tensor:
-        for _ in range(self.config.run.num_steps):
-            action, log_prob, value, _ = self.actor_critic.act(obs, update_normalizer=True)
-            # `obs` is a view of the environment's observation buffer, which step() overwrites with the
-            # next observation: keep the one the action was taken from.
-            taken_from = obs.clone()
-            clip = self.env.clip.long()  # the episode's clip: step() resets finished worlds to new clips
-            next_obs, reward, done, info = self.env.step(action)
-            scaled = self.reward_normalizer(reward, done) if self.config.run.normalize_reward else reward
-            self.storage.add(taken_from, action, log_prob, value, scaled, done, info["terminated"])
-            stats.record_step(reward, done, info, clip)
-            obs = next_obs
-        return obs
+        def record(step: Step) -> None:
+            _, log_prob, value, _ = step.output
+            scaled = self.reward_normalizer(step.reward, step.done) if self.config.run.normalize_reward else step.reward
+            self.storage.add(step.obs, step.action, log_prob, value, scaled, step.done, step.info["terminated"])
+            stats.record_step(step)
+
+        act = functools.partial(self.actor_critic.act, update_normalizer=True)
+        return rollout(self.env, obs, self.config.run.num_steps, act, record)
 
     def _count_nonfinite(self, stats: EpisodeStats) -> None:
         """Add the number of non-finite network weights and normaliser statistics to the iteration's device
@@ -367,14 +366,8 @@ class Trainer:
                                                str(self.device), env_config)
         env = self.validation_env
         stats = EpisodeStats(self.device, ClipStats(self.validation_motions))
-        normalizer = self.actor_critic.obs_normalizer
-        obs = env.reset()
-        for _ in range(run.validation_steps):
-            mean = self.actor_critic.actor(normalizer.normalize(obs)).float()
-            action = mean + torch.exp(self.actor_critic.log_std) * torch.randn_like(mean)
-            clip = env.clip.long()
-            obs, reward, done, info = env.step(action)
-            stats.record_step(reward, done, info, clip)
+        rollout(env, env.reset(), run.validation_steps, self.actor_critic.policy(sample=True), stats.record_step,
+                keep_obs=False)
         return {f"validation/{k}": v for k, v in stats.summary(run.validation_steps).items()}
 
     def save(self) -> Path | None:
