@@ -107,7 +107,7 @@ def _train(args: argparse.Namespace, console: Console) -> int:
         config = resolve_config(args.embodiment, preset, args.config, _cli_overrides(args), world_size)
         config.reward_modules = [str(p.resolve()) for p in args.reward_module]
         weights = apply_reward_args(config.reward_modules, args.reward)
-        config.env["reward_weights"] = {**config.env.get("reward_weights", {}), **weights}
+        config.env.reward_weights = {**config.env.reward_weights, **weights}
         if args.finetune:
             checkpoint = load_checkpoint(args.finetune, map_location="cpu")
         run_dir = args.out or REPO / "runs" / f"{Path(args.embodiment).name}-{datetime.now():%Y%m%d-%H%M%S}"
@@ -126,7 +126,7 @@ def _train(args: argparse.Namespace, console: Console) -> int:
     if trainer.is_main:  # under torchrun rank 0 alone writes the run directory
         check_output_dir(run_dir, flag, free_bytes=2 * checkpoint_bytes(trainer))  # the new file beside the old
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.toml").write_text(_to_toml(config.to_dict()))
+        config.to_toml(run_dir / "config.toml")
         ranks = f" per rank, {trainer.world_size} ranks" if trainer.world_size > 1 else ""
         console.print(f"run directory {run_dir} ({config.embodiment}, preset {config.preset}, {config.run.num_envs} "
                       f"worlds{ranks} on {device}); TensorBoard: tensorboard --logdir {run_dir}")
@@ -153,24 +153,6 @@ def _cli_overrides(args: argparse.Namespace) -> list[str]:
     if args.category:
         overrides.append(f"categories={json.dumps(args.category)}")  # a JSON list of strings is TOML
     return overrides
-
-
-def _to_toml(data: dict, prefix: str = "") -> str:
-    """A small TOML writer for the resolved configuration (scalars, lists and nested tables)."""
-    scalars = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
-    tables = [_to_toml(v, f"{prefix}{k}.") for k, v in data.items() if isinstance(v, dict)]
-    header = f"[{prefix[:-1]}]\n" if prefix else ""
-    return header + "".join(s + "\n" for s in scalars) + "".join("\n" + t for t in tables)
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return repr(value)
 
 
 if __name__ == "__main__":

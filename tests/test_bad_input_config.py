@@ -65,6 +65,9 @@ def test_learning_rate_zero_switches_learning_off_and_is_accepted() -> None:
         ("ppo.gama=0.9", "unknown key 'ppo.gama' \\(did you mean 'gamma'\\?\\)"),
         ("run.num_env=4", "unknown key 'run.num_env' \\(did you mean 'num_envs'\\?\\)"),
         ("netwrk.init_std=1.0", "unknown configuration section 'netwrk' \\(did you mean 'network'\\?\\)"),
+        ("env.site_deviaton=0.2", "unknown key 'env.site_deviaton' \\(did you mean 'site_deviation'\\?\\)"),
+        ("env.horizon=long", "env.horizon must be int, got 'long'"),
+        ("env.touch=1", "env.touch must be bool, got 1"),
     ],
 )
 def test_unknown_keys_suggest_the_nearest_name(override: str, message: str) -> None:

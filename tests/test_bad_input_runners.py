@@ -149,7 +149,7 @@ def test_resume_refuses_another_runs_checkpoint(tmp_path: Path, capsys: pytest.C
     run = tmp_path / "bimanual-run"
     (run / "checkpoints").mkdir(parents=True)
     train = runner("train")
-    (run / "config.toml").write_text(train._to_toml(resolve_config("bimanual", "cpu").to_dict()))
+    resolve_config("bimanual", "cpu").to_toml(run / "config.toml")
     fake_checkpoint(run / "checkpoints/checkpoint_000001.pt", "fullbody", 1)
     before = (run / "config.toml").read_text()
     assert train.main(["--resume", str(run), "--iterations", "5"]) == 2

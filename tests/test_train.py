@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ import torch
 
 import mmimic
 from mmimic.checkpoint import load_checkpoint
-from mmimic.train.config import resolve_config
+from mmimic.train.config import TrainConfig, resolve_config
 from mmimic.train.trainer import Trainer, load_for_resume
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,6 +41,21 @@ def tiny_config(iterations: int, validation_interval: int):
         f"run.validation_interval={validation_interval}",
     ])
     return config
+
+
+def test_config_toml_round_trip(tmp_path: Path) -> None:
+    """config.toml, parsed by tomllib, is the checkpoint's dict, and read back as --config gives the same tree;
+    a checkpoint written before `env` was typed (options as a dict, no seed) still loads."""
+    config = resolve_config("bimanual", "cpu", overrides=[
+        "env.site_deviation=0.25", "env.reward_weights.rpos=3", 'env.muscle_channels=["force"]', "run.seed=7"])
+    path = tmp_path / "config.toml"
+    config.to_toml(path)
+    assert tomllib.loads(path.read_text()) == config.to_dict() and list(tmp_path.iterdir()) == [path]
+    assert resolve_config("bimanual", "cpu", path) == config == TrainConfig.from_dict(config.to_dict())
+    assert config.to_dict()["env"] == {"muscle_channels": ["force"], "reward_weights": {"rpos": 3},
+                                       "site_deviation": 0.25}
+    old = TrainConfig.from_dict({**config.to_dict(), "env": {"site_deviation": 0.25}})
+    assert old.env == mmimic.EnvConfig(site_deviation=0.25) and old.env.seed is None  # the trainer uses run.seed
 
 
 def test_run_directory_and_policy_export(tmp_path: Path) -> None:

@@ -108,7 +108,7 @@ def test_toml_example_equals_the_set_example(tmp_path: Path) -> None:
     from_set = resolve_config("bimanual", "cpu", overrides=overrides)
     assert from_toml.to_dict() == from_set.to_dict()
     assert from_set.ppo.lr == 3e-4 and from_set.ppo.optimizer == "adam"
-    assert from_set.network.actor_hidden == [512, 512] and from_set.env == {"site_deviation": 0.25}
+    assert from_set.network.actor_hidden == [512, 512] and from_set.env == mmimic.EnvConfig(site_deviation=0.25)
 
 
 # The CPU demonstration of docs/benchmarks.md, shortened to 40 iterations (about 1 minute on 2 cores).

@@ -45,7 +45,8 @@ class EnvConfig:
     `root_deviation` and root angle `root_angle` (free root only), in m / rad; `validation=True`
     picks the published validation thresholds; episodes are truncated after `horizon` steps.
     `derived`: what is recomputed after the physics step so that observations see the new state
-    (see `mmimic.env.env`). `seed`: each world's random stream for clip and start-frame draws.
+    (see `mmimic.env.env`). `seed`: each world's random stream for clip and start-frame draws (None: 0;
+    in training, the run's seed).
     `capture=False` launches every kernel eagerly (debugging).
     """
 
@@ -64,7 +65,7 @@ class EnvConfig:
     root_deviation: float | None = None
     root_angle: float | None = None
     derived: str = "kinematics"
-    seed: int = 0
+    seed: int | None = None
     capture: bool = True
 
     @classmethod
@@ -115,6 +116,7 @@ class EnvConfig:
             site_deviation_world=_pick(self.site_deviation_world, not full),
             root_deviation=_pick(self.root_deviation, thresholds[1]),
             root_angle=_pick(self.root_angle, thresholds[2]),
+            seed=_pick(self.seed, 0),
         )
         resolved.check(embodiment)
         return resolved

@@ -1,15 +1,19 @@
 """Training configuration: the published presets, a CPU demonstration preset, and overrides.
 
-A configuration is plain nested dataclasses. `resolve_config` starts from a preset, applies an
-optional TOML file (tables named like the dataclass fields), then `section.key=value`
-overrides from the command line, and refuses unknown keys or ill-typed values by name.
+A configuration is one tree of typed dataclasses (`env` is the environment's `EnvConfig`).
+`resolve_config` starts from a preset, applies an optional TOML file (tables named like the
+dataclass fields), then `section.key=value` overrides from the command line, and refuses unknown
+keys or ill-typed values by name. `TrainConfig.to_toml` writes it back (a run's config.toml).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 import tomllib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +21,7 @@ from typing import Any
 
 from mmimic.cli import nearest
 from mmimic.embodiment import MODELS_DIR
+from mmimic.env.config import EnvConfig
 from mmimic.ppo import PPOConfig
 
 DEFAULT_MOTIONS = MODELS_DIR.parent / "motions"
@@ -75,14 +80,23 @@ class TrainConfig:
     network: NetworkConfig
     ppo: PPOConfig
     run: RunConfig
-    env: dict[str, Any] = field(default_factory=dict)
+    env: EnvConfig = field(default_factory=EnvConfig)  # env.seed None: the run's seed
     motions: list[str] = field(default_factory=list)
     reward_modules: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)  # manifest categories to train on (empty: all)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain data for checkpoints; `env` holds only the options changed from `EnvConfig()`."""
+        default = EnvConfig()
+        env = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self.env).items() if v != getattr(default, k)}
+        return {**dataclasses.asdict(self), "env": env}
+
+    def to_toml(self, path: Path) -> None:
+        """Write `to_dict` as TOML to `path` (atomically: a temporary file, then a rename)."""
+        temporary = Path(path).with_name(Path(path).name + ".tmp")
+        temporary.write_text(_to_toml(self.to_dict()))
+        os.replace(temporary, path)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -93,7 +107,7 @@ class TrainConfig:
             network=NetworkConfig(**data["network"]),
             ppo=PPOConfig(**data["ppo"]),
             run=RunConfig(**data["run"]),
-            env=dict(data.get("env", {})),
+            env=EnvConfig(**data.get("env", {})),
             motions=list(data.get("motions", [])),
             reward_modules=list(data.get("reward_modules", [])),
             categories=list(data.get("categories", [])),
@@ -242,7 +256,7 @@ def check_config(config: TrainConfig) -> None:
 def _apply_table(config: Any, table: dict[str, Any], source: str, prefix: tuple[str, ...] = ()) -> None:
     for key, value in table.items():
         path = (*prefix, key)
-        if isinstance(value, dict) and key != "env":
+        if isinstance(value, dict):
             _apply_table(config, value, source, path)
         else:
             _set(config, list(path), value, source)
@@ -256,7 +270,7 @@ def _set(config: Any, path: list[str], value: Any, source: str) -> None:
             raise ConfigError(f"{source}: unknown configuration section {'.'.join(path[:-1])!r}{nearest(part, known)}")
         target = getattr(target, part)
     name = path[-1]
-    if isinstance(target, dict):  # the environment's options are checked by the environment
+    if isinstance(target, dict):  # env.reward_weights: the names are checked by the environment
         target[name] = value
         return
     fields = {f.name: f for f in dataclasses.fields(target)}
@@ -267,6 +281,8 @@ def _set(config: Any, path: list[str], value: Any, source: str) -> None:
 
 
 def _coerce(value: Any, kind: Any, where: str) -> Any:
+    if typing.get_origin(kind) is types.UnionType:  # `T | None` (EnvConfig): None is never given
+        kind = next(k for k in typing.get_args(kind) if k is not type(None))
     origin = typing.get_origin(kind)
     if origin is list:
         (item,) = typing.get_args(kind)
@@ -278,3 +294,11 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
     if kind in (int, float, bool, str) and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
         raise ConfigError(f"{where} must be {kind.__name__}, got {value!r}")
     return value
+
+
+def _to_toml(data: dict, prefix: str = "") -> str:
+    """TOML text of nested tables of scalars and lists (JSON strings, lists and booleans are TOML; floats as repr)."""
+    scalars = "".join(f"{k} = {repr(v) if isinstance(v, float) else json.dumps(v)}\n" for k, v in data.items()
+                      if not isinstance(v, dict))
+    tables = "".join("\n" + _to_toml(v, f"{prefix}{k}.") for k, v in data.items() if isinstance(v, dict))
+    return (f"[{prefix[:-1]}]\n" if prefix else "") + scalars + tables

@@ -13,7 +13,7 @@ import os
 import signal
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -30,7 +30,7 @@ from mmimic.checkpoint import (
 from mmimic.cli import UsageError
 from mmimic.device import device_memory, resolve_device
 from mmimic.embodiment import Embodiment, load_embodiment
-from mmimic.env import EnvConfig, ImitationEnv
+from mmimic.env import ImitationEnv
 from mmimic.motion import MotionLibrary
 from mmimic.ppo import PPO, ActorCritic, ReturnNormalizer, RolloutStorage
 from mmimic.rollout import Step, rollout
@@ -176,9 +176,9 @@ class Trainer:
             if config.sampling.failure_weighted and self.motions.num_clips > 1 else None
         self.clip_stats = ClipStats(self.motions, None if self.sampler is None else self.sampler.probabilities)
         # Each rank draws its own episode starts.
-        self.env_fields = {**config.env, "seed": int(config.env.get("seed", run.seed)) + self.rank}
-        env_config = EnvConfig.for_embodiment(self.embodiment, **self.env_fields)
-        self.env = ImitationEnv(self.embodiment, self.motions, run.num_envs, str(self.device), env_config)
+        seed = run.seed if config.env.seed is None else config.env.seed
+        self.env_config = replace(config.env, seed=seed + self.rank).resolve(self.embodiment)
+        self.env = ImitationEnv(self.embodiment, self.motions, run.num_envs, str(self.device), self.env_config)
         self.actor_critic = ActorCritic(
             self.env.num_obs, self.env.num_actions, config.network.actor_hidden, config.network.critic_hidden,
             config.network.init_std, residual=config.network.residual,
@@ -361,7 +361,7 @@ class Trainer:
         """Stochastic rollouts on the held-out clips with the validation termination thresholds."""
         run = self.config.run
         if not hasattr(self, "validation_env"):
-            env_config = EnvConfig.for_embodiment(self.embodiment, **self.env_fields).for_validation()
+            env_config = self.env_config.for_validation()
             self.validation_env = ImitationEnv(self.embodiment, self.validation_motions, run.validation_envs,
                                                str(self.device), env_config)
         env = self.validation_env
