@@ -1,9 +1,8 @@
 """Training configuration: the published presets, a CPU demonstration preset, and overrides.
 
-A configuration is one tree of typed dataclasses (`env` is the environment's `EnvConfig`).
-`resolve_config` starts from a preset, applies an optional TOML file (tables named like the
-dataclass fields), then `section.key=value` overrides from the command line, and refuses unknown
-keys or ill-typed values by name. `TrainConfig.to_toml` writes it back (a run's config.toml).
+One tree of typed dataclasses (`env` is an `EnvConfig`). `resolve_config` starts from a preset,
+applies an optional TOML file (tables named like the fields), then `section.key=value` overrides from
+the command line, and refuses unknown keys or ill-typed values by name; `TrainConfig.to_toml` writes it.
 """
 
 from __future__ import annotations
@@ -94,9 +93,8 @@ class TrainConfig:
 
     def to_toml(self, path: Path) -> None:
         """Write `to_dict` as TOML to `path` (atomically: a temporary file, then a rename)."""
-        temporary = Path(path).with_name(Path(path).name + ".tmp")
-        temporary.write_text(_to_toml(self.to_dict()))
-        os.replace(temporary, path)
+        Path(f"{path}.tmp").write_text(_to_toml(self.to_dict()))
+        os.replace(f"{path}.tmp", path)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
