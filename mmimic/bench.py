@@ -160,7 +160,7 @@ def training_throughput(env: ImitationEnv, config: TrainConfig, iterations: int,
         synchronize(env.device)
         started = time.perf_counter()
         obs = rollout(env, obs, run.num_steps, act, store, timed=timed)
-        timed("update", lambda: (ppo.compute_returns(storage, obs), ppo.update(storage, iteration)))
+        timed("update", lambda obs=obs, it=iteration: (ppo.compute_returns(storage, obs), ppo.update(storage, it)))
         storage.clear()
         synchronize(env.device)
         totals["iteration"] += time.perf_counter() - started

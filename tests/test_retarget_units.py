@@ -8,11 +8,11 @@ import mujoco
 import numpy as np
 import pytest
 
+from mmimic.coupling import SLACK, Coupling
 from mmimic.motion.convert import apply_joint_equalities
 from mmimic.motion.floor import ground, lowest_points
 from mmimic.retarget import RetargetError, read_bvh, read_name_map
 from mmimic.retarget.bvh import parse_bvh
-from mmimic.coupling import SLACK, Coupling
 from mmimic.retarget.ik import FrameSolver, kinematic_model
 from mmimic.retarget.keypoints import FULLBODY_POINTS, FULLBODY_SEGMENTS
 from mmimic.retarget.quality import joint_limit_violation_pct, tendon_jumps

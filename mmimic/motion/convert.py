@@ -143,7 +143,7 @@ def lift_toes(model: mujoco.MjModel, qpos: np.ndarray, iterations: int = 30) -> 
         jid = model.joint(joint).id
         adr = model.jnt_qposadr[jid]
 
-        def height(q: np.ndarray, angle: float) -> float:
+        def height(q: np.ndarray, angle: float, adr: int = adr, geoms: list[int] = geoms) -> float:
             data.qpos[:] = q
             data.qpos[adr] = angle
             mujoco.mj_kinematics(model, data)

@@ -25,8 +25,8 @@ from mmimic.motion import MotionClip, column_names, derive_clip, fit_clip
 from mmimic.motion.floor import collision_geoms, ground, lowest_points
 from mmimic.motion.resample import differentiate
 from mmimic.retarget.ik import FrameSolver, IKSettings, floor_points, kinematic_model
-from mmimic.retarget.marker_ik import MarkerMotion, solve_markers
 from mmimic.retarget.keypoints import FULLBODY_LANDMARKS, FULLBODY_POINTS, FULLBODY_SEGMENTS, MID_HIP, SIDES, midpoint
+from mmimic.retarget.marker_ik import MarkerMotion, solve_markers
 from mmimic.retarget.opensim import CoordinateMotion, read_coordinates
 from mmimic.retarget.quality import Thresholds, clip_quality
 from mmimic.retarget.source import RetargetError, SourceMotion
