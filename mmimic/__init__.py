@@ -13,7 +13,7 @@ from mmimic.embodiment import Embodiment, EmbodimentError, available_embodiments
 from mmimic.env import EnvConfig, ImitationEnv, RewardError, apply_reward_args, rewards
 from mmimic.motion import MotionClip, MotionError, MotionFrame, MotionLibrary, read_clip, write_clip
 from mmimic.muscles import FatigueMuscle, MujocoMuscle, MuscleModel, register_muscle_model
-from mmimic.retarget import RetargetError, Retargeter
+from mmimic.retarget import Retargeter, RetargetError
 from mmimic.simulator import ContactOverflowError, Simulator
 
 __all__ = [

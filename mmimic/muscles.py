@@ -10,8 +10,8 @@ of MuJoCo's built-in muscle runs. New models register with `register_muscle_mode
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import mujoco_warp as mjw
 import torch

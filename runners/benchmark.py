@@ -16,7 +16,7 @@ import math
 import os
 import platform
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import matplotlib
@@ -128,7 +128,7 @@ def measure(embodiment: mmimic.Embodiment, count: int, args: argparse.Namespace)
 
 def environment_info(device: str, argv: list[str]) -> dict:
     return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": device if device == "cpu" else torch.cuda.get_device_name(device),
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),

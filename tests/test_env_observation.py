@@ -78,12 +78,12 @@ def bimanual_motions(bimanual: mmimic.Embodiment) -> StandInMotions:
     return StandInMotions(bimanual, [120, 90, 150], seed=1, weights=[1.0, 0.5, 2.0])
 
 
-def test_published_layout_sizes(fullbody, bimanual, fullbody_motions, bimanual_motions) -> None:
+def test_published_layout_sizes(fullbody, bimanual) -> None:
     sizes = {}
-    for name, body, lib, config in (
-        ("fullbody", fullbody, fullbody_motions, None),
-        ("bimanual", bimanual, bimanual_motions, None),
-        ("bimanual_gmr", bimanual, bimanual_motions, mmimic.EnvConfig.bimanual_gmr()),
+    for name, body, config in (
+        ("fullbody", fullbody, None),
+        ("bimanual", bimanual, None),
+        ("bimanual_gmr", bimanual, mmimic.EnvConfig.bimanual_gmr()),
     ):
         config = config or mmimic.EnvConfig()
         resolved = config.resolve(body)

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 from scipy.spatial.transform import Rotation, Slerp
+from test_motion_clip import walking_like_clip
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import mmimic
 from mmimic.motion import MotionClip, MotionLibrary, write_clip
-from test_motion_clip import walking_like_clip
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_motion_clip import walking_like_clip
 
 import mmimic
 from mmimic.motion import read_clip, write_clip
-from test_motion_clip import walking_like_clip
 
 REPO = Path(__file__).resolve().parent.parent
 TRIAL = REPO / "motions" / "sources" / "opensim_moco_walk" / "coordinates_full_trial_100hz.mot"

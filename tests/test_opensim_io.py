@@ -255,7 +255,7 @@ def test_nonuniform_sampling_has_no_rate(tmp_path):
     text = "endheader\ntime\tx\n0\t0\n0.1\t0\n0.3\t0\n"
     table = read_opensim_table(_write(tmp_path / "uneven.sto", text))
     with pytest.raises(OpenSimFormatError, match="not uniformly sampled"):
-        table.rate
+        _ = table.rate
 
 
 @pytest.mark.parametrize(

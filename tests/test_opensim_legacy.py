@@ -108,7 +108,7 @@ def test_time_written_with_three_decimals_is_uniform_within_that_precision(tmp_p
     uneven = tmp_path / "uneven60.mot"
     uneven.write_text(text)
     with pytest.raises(OpenSimFormatError, match=r"uneven60.mot: time is not uniformly sampled \(times written to 0.001 s\)"):
-        read_opensim_table(uneven).rate
+        _ = read_opensim_table(uneven).rate
 
 
 def test_model_conventions_detected_from_the_columns() -> None:

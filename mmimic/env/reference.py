@@ -10,7 +10,6 @@ import warp as wp
 
 from mmimic.embodiment import Embodiment
 
-
 WARP_DTYPES = {"qpos": wp.float32, "qvel": wp.float32, "site_xpos": wp.vec3, "site_xmat": wp.mat33, "site_vel": wp.spatial_vector}
 
 

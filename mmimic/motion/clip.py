@@ -426,7 +426,7 @@ def _finger_joints(embodiment: Embodiment) -> frozenset[str]:
     return _toml_finger_joints(embodiment.directory / "embodiment.toml")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _toml_finger_joints(toml_path: Path) -> frozenset[str]:
     with toml_path.open("rb") as f:
         return frozenset(tomllib.load(f).get("fingers", {}).get("joints", []))

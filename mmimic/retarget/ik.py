@@ -216,7 +216,7 @@ class FrameSolver:
         damping = s.damping
         cost = self._evaluate(qpos, points, frames, anchor)
         hessian, gradient = self._linearize(qpos, anchor)
-        for iteration in range(1, limit + 1):
+        for iteration in range(1, limit + 1):  # noqa: B007 (returned after the loop)
             step = self._bounded_step(qpos, hessian, gradient, damping)
             largest = np.abs(step).max()
             if largest > s.max_step:  # a trust region: no leap to a far, equally good pose
