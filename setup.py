@@ -6,7 +6,7 @@ setup(
     name="mmimic",
     version="0.1.0",
     description="Motion imitation for muscle-driven human models on NVIDIA Warp and PyTorch",
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     packages=find_packages(include=["mmimic", "mmimic.*"]) + ["mmimic.kernels"],
     package_dir={"mmimic": "mmimic", "mmimic.kernels": "kernels"},
     package_data={"mmimic": ["data/*.json"]},

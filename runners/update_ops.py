@@ -10,16 +10,10 @@ The count depends on the layer shapes only, not on the batch or the machine.
 
 from __future__ import annotations
 
+import argparse
 import sys
-from pathlib import Path
 
-# runners/ holds profile.py, which would shadow the standard library's `profile` (imported by
-# torch and warp through cProfile): keep this directory off the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import argparse  # noqa: E402
-
-from rich.console import Console  # noqa: E402
+from rich.console import Console
 
 
 def main(argv: list[str] | None = None) -> int:
