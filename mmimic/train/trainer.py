@@ -201,7 +201,8 @@ class Trainer:
             # (and normaliser), so that the averaged gradients keep them identical.
             for tensor in self.actor_critic.state_dict().values():
                 dist.broadcast(tensor, src=0)
-        self._stop_requested = False
+        self._stop_requested = False  # a Ctrl-C seen by this rank (set by the signal handler only)
+        self._stop_agreed_by_all = False
 
     def _validation_library(self, motions: list[Path], categories: list[str] | None) -> MotionLibrary:
         try:
@@ -256,7 +257,7 @@ class Trainer:
                             metrics.update(self.validate())
                         last_saved = self.save()
                     logger.log(self.iteration - 1, self.env_steps, metrics)
-                if self._stop_requested:
+                if self._stop_agreed_by_all:
                     last_saved = self.save()
                     if self.is_main:
                         self.console.print(f"stopped by Ctrl-C after iteration {self.iteration}; saved {last_saved}")
@@ -273,12 +274,16 @@ class Trainer:
 
     def _stop_agreed(self) -> bool:
         """Whether to stop before the next iteration: a Ctrl-C seen by any rank stops every rank at the
-        same iteration (one scalar all-reduce per iteration under torchrun)."""
+        same iteration (one scalar all-reduce per iteration under torchrun). The handler's flag is
+        never overwritten here: a Ctrl-C that lands while this rank waits in the all-reduce counts
+        in the next iteration's instead of being lost."""
+        agreed = self._stop_requested
         if self.world_size > 1:
-            flag = torch.tensor(float(self._stop_requested), device=self.device)
+            flag = torch.tensor(float(agreed), device=self.device)
             dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            self._stop_requested = bool(flag.item())
-        return self._stop_requested
+            agreed = bool(flag.item())
+        self._stop_agreed_by_all = agreed
+        return agreed
 
     def _rollout(self, obs: torch.Tensor, stats: EpisodeStats) -> torch.Tensor:
         def record(step: Step) -> None:
