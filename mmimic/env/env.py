@@ -71,8 +71,9 @@ class ImitationEnv:
     Also exposed: `obs_layout` (block name, size), `num_obs`, `num_actions`, the resolved
     `config`, `reward_weights` (active terms), `captured` (phases replayed as graphs), the
     simulator `sim`, and per-world views `clip`, `clip_step` (frame within the clip), `frame`
-    (motion-library row of the current reference frame) and `root_offset` (the start frame's root
-    x-y subtracted from the reference). Physics overflows are counted, not checked, during steps:
+    (motion-library row of the current reference frame), `root_offset` (the start frame's root
+    x-y subtracted from the reference), and the current reference with that offset removed,
+    `ref_qpos` (N, nq) and `ref_site_pos` (N, S, 3) (mimic sites, world frame). Physics overflows are counted, not checked, during steps:
     call `env.sim.overflow_report()` once per iteration (it reads two counters from the device).
     """
 
@@ -280,6 +281,8 @@ class ImitationEnv:
         self.clip_step = t(self._clip_step)
         self.frame = t(self._frames)[0]
         self.root_offset = t(self._root_offset)
+        self.ref_qpos = t(self._ref_qpos)
+        self.ref_site_pos = t(self._ref_site_pos)
         terms = t(self._terms)
         self.info = {
             "terminated": t(self._terminated),
