@@ -46,16 +46,36 @@ def _grad_or_zeros(p: torch.Tensor) -> torch.Tensor:
     return p.grad if p.grad is not None else torch.zeros_like(p)
 
 
-def _ok_tensor(ok: torch.Tensor | None, device: torch.device) -> torch.Tensor:
-    return torch.ones((), dtype=torch.bool, device=device) if ok is None else ok.to(device=device, dtype=torch.bool)
+def _momentum_estimate(m: torch.Tensor, g: torch.Tensor, beta: float, t: torch.Tensor, nesterov: bool) -> torch.Tensor:
+    """The bias-corrected first moment of step ``t`` (1-based): Nesterov
+    ``beta m / (1 - beta^(t+1)) + (1 - beta) g / (1 - beta^t)``, plain ``m / (1 - beta^t)``."""
+    if nesterov:
+        return m * (beta / (1.0 - torch.pow(beta, t + 1.0))) + g * ((1.0 - beta) / (1.0 - torch.pow(beta, t)))
+    return m / (1.0 - torch.pow(beta, t))
 
 
-class _DeviceLearningRate:
-    """A learning rate set from the host and read by the step from the device (``_neg_lr``, a 0-d tensor
-    holding ``-lr``), so a changed rate neither syncs nor changes what a compiled step traced."""
+class _DeviceStepOptimizer:
+    """What Muon and Adam share: the parameters, a step counter on the device, and a learning rate set
+    from the host and read by the step from the device (``_neg_lr``, a 0-d tensor holding ``-lr``), so a
+    changed rate neither syncs nor changes what a compiled step traced."""
 
-    _neg_lr: torch.Tensor
-    _lr: float
+    def __init__(self, params: list[nn.Parameter], lr: float, weight_decay: float, eps: float, nesterov: bool):
+        self.params = params
+        self._neg_lr = torch.zeros((), device=params[0].device)
+        self.step_count = torch.zeros((), device=params[0].device)
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.eps = eps
+        self.nesterov = nesterov
+
+    def _count_step(self, ok: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``ok`` as a device bool and as a float, and the 1-based step ``t`` after counting this
+        step where ``ok`` holds."""
+        device = self.step_count.device
+        ok = torch.ones((), dtype=torch.bool, device=device) if ok is None else ok.to(device=device, dtype=torch.bool)
+        okf = ok.float()
+        self.step_count.add_(okf)
+        return ok, okf, self.step_count.clamp(min=1.0)
 
     @property
     def lr(self) -> float:
@@ -67,7 +87,7 @@ class _DeviceLearningRate:
         self._neg_lr.fill_(-self._lr)
 
 
-class Muon(_DeviceLearningRate):
+class Muon(_DeviceStepOptimizer):
     """Muon for 2-D parameters, as published (optax ``contrib.muon``), for a step t (1-based):
     ``m = beta m + (1 - beta) g``; Nesterov ``u = beta m / (1 - beta^(t+1)) + (1 - beta) g / (1 - beta^t)``
     (plain: ``u = m / (1 - beta^t)``); ``O = newton_schulz(u)``;
@@ -89,17 +109,13 @@ class Muon(_DeviceLearningRate):
         ns_steps: int = 5,
         eps: float = 1e-8,
     ):
-        self.params = list(params)
-        for p in self.params:
+        params = list(params)
+        for p in params:
             if p.ndim != 2:
                 raise ValueError(f"Muon takes 2-D parameters only, got shape {tuple(p.shape)}")
-        self._neg_lr = torch.zeros((), device=self.params[0].device)
-        self.lr = lr
-        self.weight_decay = weight_decay
+        super().__init__(params, lr, weight_decay, eps, nesterov)
         self.momentum = momentum
-        self.nesterov = nesterov
         self.ns_steps = ns_steps
-        self.eps = eps
         by_shape: dict[tuple[int, int], list[int]] = {}
         for i, p in enumerate(self.params):
             by_shape.setdefault(tuple(p.shape), []).append(i)
@@ -111,27 +127,17 @@ class Muon(_DeviceLearningRate):
             for row, i in enumerate(indices):
                 self.momentum_buffers[i] = stack[row]
             self.groups.append(([self.params[i] for i in indices], stack))
-        self.step_count = torch.zeros((), device=self.params[0].device)
 
     @torch.no_grad()
     def step(self, ok: torch.Tensor | None = None) -> None:
         """One update; where the device bool ``ok`` is false nothing changes."""
-        ok = _ok_tensor(ok, self.step_count.device)
-        okf = ok.float()
-        beta = self.momentum
-        self.step_count.add_(okf)
-        t = self.step_count.clamp(min=1.0)
-        if self.nesterov:
-            coef_m = beta / (1.0 - torch.pow(beta, t + 1.0))
-            coef_g = (1.0 - beta) / (1.0 - torch.pow(beta, t))
-        else:
-            coef_m = 1.0 / (1.0 - torch.pow(beta, t))
+        ok, okf, t = self._count_step(ok)
         neg_lr = okf * self._neg_lr
         updates = []
         for params, buf in self.groups:
             g = torch.where(ok, torch.stack([_grad_or_zeros(p) for p in params]), 0.0)
-            buf.lerp_(g, okf * (1.0 - beta))
-            u = buf * coef_m + g * coef_g if self.nesterov else buf * coef_m
+            buf.lerp_(g, okf * (1.0 - self.momentum))
+            u = _momentum_estimate(buf, g, self.momentum, t, self.nesterov)
             ortho = newton_schulz(u, self.ns_steps, self.eps)
             ortho.mul_(neg_lr * math.sqrt(max(1.0, params[0].shape[0] / params[0].shape[1])))
             updates.extend(ortho.unbind(0))
@@ -153,7 +159,7 @@ class Muon(_DeviceLearningRate):
             b.copy_(s)
 
 
-class Adam(_DeviceLearningRate):
+class Adam(_DeviceStepOptimizer):
     """Adam with decoupled weight decay on flat moment buffers (optax ``adamw`` semantics):
     ``m, v`` moments, ``m_hat = m / (1 - b1^t)`` or with ``nesterov``
     ``m_hat = b1 m / (1 - b1^(t+1)) + (1 - b1) g / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``,
@@ -169,34 +175,21 @@ class Adam(_DeviceLearningRate):
         weight_decay: float = 0.0,
         nesterov: bool = False,
     ):
-        self.params = list(params)
-        self._neg_lr = torch.zeros((), device=self.params[0].device)
-        self.lr = lr
+        super().__init__(list(params), lr, weight_decay, eps, nesterov)
         self.betas = betas
-        self.eps = eps
-        self.weight_decay = weight_decay
-        self.nesterov = nesterov
         self.numels = [p.numel() for p in self.params]
-        device = self.params[0].device
-        self.exp_avg = torch.zeros(sum(self.numels), device=device)
-        self.exp_avg_sq = torch.zeros(sum(self.numels), device=device)
-        self.step_count = torch.zeros((), device=device)
+        self.exp_avg = torch.zeros(sum(self.numels), device=self.step_count.device)
+        self.exp_avg_sq = torch.zeros(sum(self.numels), device=self.step_count.device)
 
     @torch.no_grad()
     def step(self, ok: torch.Tensor | None = None) -> None:
         """One update; where the device bool ``ok`` is false nothing changes."""
-        ok = _ok_tensor(ok, self.step_count.device)
-        okf = ok.float()
+        ok, okf, t = self._count_step(ok)
         b1, b2 = self.betas
         g = torch.where(ok, torch.cat([_grad_or_zeros(p).reshape(-1) for p in self.params]), 0.0)
-        self.step_count.add_(okf)
-        t = self.step_count.clamp(min=1.0)
         self.exp_avg.lerp_(g, okf * (1.0 - b1))
         self.exp_avg_sq.lerp_(g.square(), okf * (1.0 - b2))
-        if self.nesterov:
-            m_hat = self.exp_avg * (b1 / (1.0 - torch.pow(b1, t + 1.0))) + g * ((1.0 - b1) / (1.0 - torch.pow(b1, t)))
-        else:
-            m_hat = self.exp_avg / (1.0 - torch.pow(b1, t))
+        m_hat = _momentum_estimate(self.exp_avg, g, b1, t, self.nesterov)
         update = m_hat / (torch.sqrt(self.exp_avg_sq / (1.0 - torch.pow(b2, t))) + self.eps)
         if self.weight_decay:
             update.add_(torch.cat([p.reshape(-1) for p in self.params]), alpha=self.weight_decay)
