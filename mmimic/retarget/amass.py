@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from smplx.lbs import batch_rigid_transform, blend_shapes, vertices2joints
 
 from mmimic.retarget.keypoints import BONES, LEG_BONES, SIDES
 from mmimic.retarget.skeleton import Skeleton, canonical_axes, forward_kinematics
-from mmimic.retarget.source import RetargetError, SourceMotion
+from mmimic.retarget.source import RetargetError, SourceMotion, read_npz
 
 BODY_JOINTS = 22
 SMPL_PARENTS = np.array([-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19])
@@ -86,11 +85,7 @@ class AmassMotion:
 def load_amass(path: str | Path) -> AmassMotion:
     """Read an AMASS `.npz`; `RetargetError` naming the file and the missing or malformed field."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            data = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise RetargetError(path, f"not a readable .npz archive ({exc})") from None
+    data = read_npz(path)
     if "poses" not in data:
         raise RetargetError(path, "no 'poses' array (an AMASS file holds poses (frames, 156 or 165), trans and a frame rate)")
     poses = np.asarray(data["poses"], dtype=np.float64)
@@ -155,20 +150,28 @@ def read_amass_template(path: str | Path, skeleton: Skeleton, hands: dict[str, n
     motion = load_amass(path)
     local = motion.rotations(BODY_JOINTS)
     pos, rot = forward_kinematics(skeleton, local, motion.trans)
-    positions = {k: pos[:, j] for k, j in KEYPOINT_JOINTS.items()}
-    for s, offset in hands.items():
-        wrist = KEYPOINT_JOINTS[f"wrist_{s}"]
-        positions[f"hand_{s}"] = pos[:, wrist] + rot[:, wrist] @ offset
-    source = SourceMotion(
+    wrists = {s: KEYPOINT_JOINTS[f"wrist_{s}"] for s in hands}
+    return _source_motion(
+        motion, pos, rot, {f"hand_{s}": pos[:, j] + rot[:, j] @ hands[s] for s, j in wrists.items()},
+        "template skeleton: no body-model files",
+        ("template skeleton: the subject's size is unknown without body-model files; the root keeps its metres",),
+    )
+
+
+def _source_motion(
+    motion: AmassMotion, pos: np.ndarray, rot: np.ndarray, hands: dict[str, np.ndarray], how: str,
+    notes: tuple[str, ...] = (),
+) -> SourceMotion:
+    """The keypoints (`KEYPOINT_JOINTS` and the `hands` positions) and segment frames of posed
+    joints (`pos` (T, J, 3), `rot` (T, J, 3, 3)); `how` says which path posed them."""
+    return SourceMotion(
         path=motion.path,
         fps=motion.fps,
-        positions=positions,
+        positions={k: pos[:, j] for k, j in KEYPOINT_JOINTS.items()} | hands,
         frames={s: rot[:, j] @ REST_AXES for s, j in SEGMENT_JOINTS.items()},
-        reader=f"amass ({motion.model_type}, template skeleton: no body-model files)",
-        notes=["template skeleton: the subject's size is unknown without body-model files; the root keeps its metres"],
+        reader=f"amass ({motion.model_type}, {how})",
+        notes=list(notes),
     )
-    source.check()
-    return source
 
 
 # ---------------------------------------------------------------------- smplx path
@@ -292,14 +295,7 @@ def read_amass_smplx(path: str | Path, model_dir: str | Path, body_lengths: dict
     relative, rot = model.forward(motion.rotations(joints), fitted)
     root = ratio * (motion.trans + model.rest_joints(subject)[0])
     pos = root[:, None] + scale * relative
-    positions = {k: pos[:, j] for k, j in KEYPOINT_JOINTS.items()}
-    positions |= {f"hand_{s}": pos[:, j] for s, j in MIDDLE_KNUCKLE[motion.model_type].items()}
-    source = SourceMotion(
-        path=motion.path,
-        fps=motion.fps,
-        positions=positions,
-        frames={s: rot[:, j] @ REST_AXES for s, j in SEGMENT_JOINTS.items()},
-        reader=f"amass ({motion.model_type}, smplx body model {model.file.name}, shape fitted: scale {scale:.3f})",
+    hands = {f"hand_{s}": pos[:, j] for s, j in MIDDLE_KNUCKLE[motion.model_type].items()}
+    return _source_motion(
+        motion, pos, rot, hands, f"smplx body model {model.file.name}, shape fitted: scale {scale:.3f}"
     )
-    source.check()
-    return source

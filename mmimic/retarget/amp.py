@@ -10,7 +10,6 @@ half the rate without the repeats, which would otherwise make the motion stop an
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from scipy.spatial.transform import Rotation
 
 from mmimic.retarget.keypoints import SIDES
 from mmimic.retarget.skeleton import Skeleton, forward_kinematics, source_motion
-from mmimic.retarget.source import RetargetError, SourceMotion
+from mmimic.retarget.source import RetargetError, SourceMotion, read_npz
 
 FIELDS = ("rotation_xyzw", "root_translation", "parent_indices", "local_translation", "node_names", "fps")
 _SIDE = {"l": "left", "r": "right"}
@@ -39,11 +38,7 @@ def read_amp(path: str | Path) -> SourceMotion:
     path = Path(path)
     if path.suffix == ".npy":
         raise RetargetError(path, "AMP .npy files are pickled poselib objects and are not read; use the .npz arrays")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            data = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise RetargetError(path, f"not a readable .npz archive ({exc})") from None
+    data = read_npz(path)
     missing = [f for f in FIELDS if f not in data]
     if missing:
         raise RetargetError(path, f"missing AMP field(s) {', '.join(missing)}")
@@ -74,7 +69,6 @@ def read_amp(path: str | Path) -> SourceMotion:
     pos, world = forward_kinematics(skeleton, local, root.astype(np.float64))
     motion = source_motion(path, fps, skeleton, pos, world, KEYPOINT_JOINTS, SEGMENT_JOINTS, REST_AXES, "amp")
     motion.notes += [note] if note else []
-    motion.check()
     return motion
 
 

@@ -22,7 +22,6 @@ time may be overridden (`fps`): some conversions carry a wrong header.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from scipy.spatial.transform import Rotation
 
 from mmimic.retarget.keypoints import KEYPOINTS, SEGMENTS, SIDES
 from mmimic.retarget.skeleton import Y_UP_TO_Z_UP, Skeleton, canonical_axes, forward_kinematics, source_motion, to_z_up
-from mmimic.retarget.source import RetargetError, SourceMotion
+from mmimic.retarget.source import RetargetError, SourceMotion, read_toml
 
 CMU_SCALE = 2.54 / 100 / 0.45
 """Metres per CMU ASF length unit (1/0.45 inch)."""
@@ -229,13 +228,7 @@ def _parse_motion(path: Path, text: str, width: int) -> tuple[float, np.ndarray]
 def read_name_map(path: str | Path) -> NameMap:
     """Read a TOML name map (module docstring); `RetargetError` naming the file and the field."""
     path = Path(path)
-    try:
-        with path.open("rb") as f:
-            table = tomllib.load(f)
-    except FileNotFoundError:
-        raise RetargetError(path, "name map file not found") from None
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise RetargetError(path, f"not a readable TOML name map ({exc})") from None
+    table = read_toml(path, "name map")
     unknown = sorted(set(table) - {"up", "scale", "skip_frames", "keypoints", "segments"})
     if unknown:
         raise RetargetError(
@@ -290,12 +283,10 @@ def read_bvh(
     pos, rot = forward_kinematics(skeleton, local, root)
     up_to_z = Y_UP_TO_Z_UP if name_map.up == "y" else np.eye(3)
     pos, rot = to_z_up(up_to_z, pos, rot)
-    motion = source_motion(
+    return source_motion(
         path, 1.0 / bvh.frame_time if fps is None else fps, skeleton, pos, rot, name_map.keypoints, name_map.segments,
         rest_axes, f"bvh ({name_map.name})",
     )
-    motion.check()
-    return motion
 
 
 def _local_motion(bvh: BvhFile, units: float) -> tuple[np.ndarray, np.ndarray]:

@@ -25,11 +25,10 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmimic.retarget.source import RetargetError
+from mmimic.retarget.source import RetargetError, read_toml
 
 _REQUIRED = ("file", "sha1", "repository", "commit", "path", "category", "description")
 _OPTIONAL = ("label", "cmu_trial", "fps")
@@ -71,13 +70,7 @@ class Catalog:
 def read_catalog(path: str | Path) -> Catalog:
     """Read and check a catalog; `RetargetError` naming the file and every bad field."""
     path = Path(path)
-    try:
-        with path.open("rb") as f:
-            table = tomllib.load(f)
-    except FileNotFoundError:
-        raise RetargetError(path, "catalog file not found") from None
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise RetargetError(path, f"not a readable TOML catalog ({exc})") from None
+    table = read_toml(path, "catalog")
     problems = [f"unknown top-level key {k!r} (expected train_only, [clips.<name>])" for k in table
                 if k not in ("clips", "train_only")]
     train_only = table.get("train_only", [])

@@ -25,7 +25,6 @@ x forward, y up, z right in the rest pose), or leaves the location to be found a
 
 from __future__ import annotations
 
-import tomllib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from mmimic.retarget.source import RetargetError
+from mmimic.retarget.source import RetargetError, read_toml
 
 BODY_ALIASES = {"hand_r": "lunate_r", "hand_l": "lunate_l"}
 """OpenSim body names whose MyoFullBody body has another name."""
@@ -173,13 +172,7 @@ def read_osim_markers(path: str | Path, model: mujoco.MjModel) -> MarkerSet:
 def read_marker_map(path: str | Path, model: mujoco.MjModel) -> MarkerSet:
     """A marker-map TOML (module docstring) placed on `model`'s bodies."""
     path = Path(path)
-    if not path.is_file():
-        raise RetargetError(path, "no such file")
-    try:
-        content = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise RetargetError(path, f"not valid TOML ({exc})") from None
-    table = content.get("markers")
+    table = read_toml(path, "marker map").get("markers")
     if not isinstance(table, dict) or not table:
         raise RetargetError(path, "no [markers.<label>] tables: the marker map is empty")
     markers = {}

@@ -6,16 +6,13 @@
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from mmimic.retarget.amass import read_amass_smplx, read_amass_template, template_skeleton
 from mmimic.retarget.amp import read_amp
 from mmimic.retarget.bvh import NameMap, read_bvh
-from mmimic.retarget.source import RetargetError, SourceMotion
+from mmimic.retarget.source import RetargetError, SourceMotion, read_npz
 from mmimic.retarget.targets import BodyGeometry
 
 FORMATS = ("amass", "bvh", "opensim", "amp")
@@ -44,11 +41,7 @@ def source_format(path: Path, requested: str | None) -> str:
     if path.suffix.lower() in _SUFFIXES:
         return _SUFFIXES[path.suffix.lower()]
     if path.suffix.lower() == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                return "amp" if "rotation_xyzw" in archive.files else "amass"
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise RetargetError(path, f"not a readable .npz archive ({exc})") from None
+        return "amp" if "rotation_xyzw" in read_npz(path) else "amass"
     raise RetargetError(path, f"cannot tell the format from the suffix {path.suffix!r}; pass --format ({', '.join(FORMATS)})")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tomllib
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +19,27 @@ class RetargetError(ValueError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+
+def read_toml(path: Path, what: str) -> dict:
+    """The tables of the TOML file `path`, a `what` ("catalog", "name map", ...); `RetargetError`
+    when it is missing or not readable TOML."""
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise RetargetError(path, f"{what} file not found") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RetargetError(path, f"not a readable TOML {what} ({exc})") from None
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of the `.npz` archive `path`; `RetargetError` when it is not readable."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise RetargetError(path, f"not a readable .npz archive ({exc})") from None
 
 
 @dataclass
@@ -39,7 +62,7 @@ class SourceMotion:
     def num_frames(self) -> int:
         return int(next(iter(self.positions.values())).shape[0])
 
-    def check(self) -> None:
+    def __post_init__(self) -> None:
         """`RetargetError` for missing keypoints, too few frames, a bad rate or NaN/inf."""
         missing = [k for k in REQUIRED_KEYPOINTS if k not in self.positions]
         if missing:
