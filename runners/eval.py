@@ -47,7 +47,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     term.add_argument("--root-deviation", type=float, default=None, help="root position threshold (m)")
     term.add_argument("--root-angle", type=float, default=None, help="root orientation threshold (rad)")
     term.add_argument("--no-termination", action="store_true", help="run every clip to its end")
-    gait = parser.add_argument_group("gait validation (bodies with feet)")
+    gait = parser.add_argument_group("gait comparison with experimental data (bodies with feet)")
     gait.add_argument(
         "--experiment",
         type=Path,
@@ -94,15 +94,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _evaluate(args: argparse.Namespace, console: Console) -> int:
     from mmimic.cli import check_output_dir, check_output_file
-    from mmimic.eval.rollout import Thresholds, evaluate, export_npz, prepare
-    from mmimic.eval.validation import load_experiment
+    from mmimic.eval.human_data import load_experiment
+    from mmimic.eval.rollout import TerminationThresholds, evaluate, export_npz, prepare
 
     for path, flag in ((args.json, "--json"), (args.export, "--export")):
         if path is not None:
             check_output_file(path, flag)
     if args.report is not None:
         check_output_dir(args.report, "--report")
-    thresholds = Thresholds(args.site_deviation, args.root_deviation, args.root_angle, args.no_termination)
+    thresholds = TerminationThresholds(args.site_deviation, args.root_deviation, args.root_angle, args.no_termination)
     setup = prepare(
         args.checkpoint,
         args.motions,
@@ -185,7 +185,7 @@ def _evaluate(args: argparse.Namespace, console: Console) -> int:
 
 def _experiments(args: argparse.Namespace, body, load_experiment) -> tuple[list, str]:
     """The experimental trials to compare with, or none and why."""
-    from mmimic.eval.validation import FOOT_BODIES
+    from mmimic.eval.model_gait import FOOT_BODIES
 
     if args.no_gait:
         return [], "--no-gait"
@@ -201,7 +201,9 @@ def _experiments(args: argparse.Namespace, body, load_experiment) -> tuple[list,
 
 
 def _gait(result, experiments: list, side: str) -> tuple[dict, dict[str, str]]:
-    from mmimic.eval.validation import GaitDataError, compare_gait, simulated_gait
+    from mmimic.eval.comparison import compare_gait
+    from mmimic.eval.gait import GaitDataError
+    from mmimic.eval.model_gait import simulated_gait
 
     t = result.trajectories
     gait, skipped = {}, {}

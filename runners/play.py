@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     from mmimic.cli import check_output_file
-    from mmimic.eval.rollout import Thresholds, prepare
+    from mmimic.eval.rollout import TerminationThresholds, prepare
 
     if args.video is not None:
         check_output_file(args.video, "--video")
@@ -79,7 +79,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         [args.motion],
         num_envs=1,
         device=args.device,
-        thresholds=Thresholds(no_termination=args.no_termination),
+        thresholds=TerminationThresholds(no_termination=args.no_termination),
     )
     frames = _play(setup, args.steps)
     console.print(f"{args.motion.name}: {frames.steps} control steps, {frames.ending}")

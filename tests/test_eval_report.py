@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 from test_eval_metrics import synthetic
 
+from mmimic.eval.comparison import compare_gait
+from mmimic.eval.human_data import load_opensim_trial
 from mmimic.eval.metrics import compute_metrics
+from mmimic.eval.model_gait import simulated_gait
 from mmimic.eval.report import write_report
-from mmimic.eval.validation import compare_gait, load_opensim_trial, simulated_gait
 from mmimic.motion import fit_clip, read_clip
 from mmimic.motion.resample import differentiate
 

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from mmimic.eval.gait import (
-    COORDINATE_TO_JOINT,
     EMG_TO_MUSCLES,
     EMG_TO_MUSCLES_LEFT,
     GaitEvents,
@@ -25,7 +24,7 @@ from mmimic.eval.gait import (
     normalize_strides,
     strides,
 )
-from mmimic.io.opensim import read_opensim_table
+from mmimic.io.opensim import COORDINATE_TO_JOINT, read_opensim_table
 
 DATA = Path(__file__).resolve().parents[1] / "motions" / "sources" / "opensim_moco_walk"
 

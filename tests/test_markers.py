@@ -166,10 +166,11 @@ def test_bad_marker_input(body, moco, tmp_path):
     assert details["marker_errors_m"]["R.Knee"]["missing_frames"] == 10
 
 
-def test_c3d_plates_per_foot_for_gait_validation(monkeypatch, fullbody):
+def test_c3d_plates_per_foot_for_gait_comparison(monkeypatch, fullbody):
     """The C3D trial's plates go to the foot standing on them (checked against the feet's own
-    marker speeds: the loaded foot is the still one) and reach the gait validation."""
-    from mmimic.eval.validation import GaitDataError, load_experiment
+    marker speeds: the loaded foot is the still one) and reach the gait comparison."""
+    from mmimic.eval.gait import GaitDataError
+    from mmimic.eval.human_data import load_experiment
 
     monkeypatch.setattr(mmimic, "load_embodiment", lambda name: fullbody)
     (trial,) = load_experiment(C3D, body_mass=70.0)
@@ -243,7 +244,7 @@ def test_c3d_events_come_from_the_file(monkeypatch, fullbody, tmp_path):
     trial's events; without them the plates' force decides (the test above)."""
     import ezc3d
 
-    from mmimic.eval.validation import load_experiment
+    from mmimic.eval.human_data import load_experiment
 
     c3d = ezc3d.c3d(str(C3D))
     c3d.add_parameter("EVENT", "USED", [2])

@@ -1,34 +1,10 @@
-"""Evaluation against experimental data: gait events, gait-cycle normalisation, curve
-comparison, and name mappings from OpenSim gait data to the MuJoCo bodies; tracking metrics of
-evaluation rollouts (:mod:`mmimic.eval.metrics`) and the gait validation pipeline
-(:mod:`mmimic.eval.validation`). Import the rollouts (:mod:`mmimic.eval.rollout`, which needs
-:mod:`mmimic.motion`, itself importing :mod:`mmimic.eval.gait`), the report
-(:mod:`mmimic.eval.report`) and rendering (:mod:`mmimic.eval.render`) from their modules."""
+"""Evaluation of policies and comparison with experimental walking; import from the modules:
 
-from mmimic.eval.metrics import EvaluationMetrics, RolloutArrays, compute_metrics
-from mmimic.eval.validation import (
-    GaitComparison,
-    GaitData,
-    GaitDataError,
-    compare_gait,
-    load_experiment,
-    load_gait120,
-    load_opensim_trial,
-    replay_gait,
-    simulated_gait,
-)
-
-__all__ = [
-    "EvaluationMetrics",
-    "GaitComparison",
-    "GaitData",
-    "GaitDataError",
-    "RolloutArrays",
-    "compare_gait",
-    "compute_metrics",
-    "load_experiment",
-    "load_gait120",
-    "load_opensim_trial",
-    "replay_gait",
-    "simulated_gait",
-]
+* :mod:`mmimic.eval.rollout`: every clip once from its first frame (batched, deterministic policy);
+  :mod:`mmimic.eval.metrics`: the tracking metrics of those rollouts;
+* :mod:`mmimic.eval.gait`: gait events, cycle normalisation, curve comparison, :class:`GaitData`;
+  :mod:`mmimic.eval.human_data` and :mod:`mmimic.eval.lab_trial`: experimental trials;
+  :mod:`mmimic.eval.model_gait`: the body's replayed or simulated walking;
+  :mod:`mmimic.eval.comparison`: one against the other over the gait cycle;
+* :mod:`mmimic.eval.report` (plots, report.md) and :mod:`mmimic.eval.render` (videos).
+"""

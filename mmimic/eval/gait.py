@@ -1,5 +1,8 @@
 """Gait-cycle analysis of experimental and simulated walking (numpy only).
 
+* :class:`GaitData`: one trial (experiment, simulation or replay) on one time base, what the
+  loaders (:mod:`mmimic.eval.human_data`, :mod:`mmimic.eval.lab_trial`) and the model side
+  (:mod:`mmimic.eval.model_gait`) build and :mod:`mmimic.eval.comparison` compares.
 * :func:`detect_gait_events`: heel strikes and toe-offs from a vertical ground reaction
   force, by threshold crossings with debouncing and sub-sample timing.
 * :func:`strides`, :func:`normalize_cycle`, :func:`normalize_strides`: heel-strike to
@@ -8,8 +11,7 @@
 * :func:`compare_curves`: Pearson r and RMSE between simulated and experimental cycles.
 * :data:`EMG_TO_MUSCLES` / :data:`EMG_TO_MUSCLES_LEFT`: EMG channels of the OpenSim Moco
   walking trial (``motions/sources/opensim_moco_walk/electromyography.sto``) to MyoFullBody
-  actuators; :data:`COORDINATE_TO_JOINT`: Rajagopal (OpenSim) coordinates to MyoFullBody
-  joints, with the factor that converts one into the other.
+  actuators (Rajagopal coordinates map onto joints by :data:`mmimic.io.opensim.COORDINATE_TO_JOINT`).
 
 Conventions: times in seconds; a gait cycle starts at a heel strike (0 %) and ends at the
 next heel strike of the same foot (100 %). Bad input raises ``ValueError`` naming the
@@ -18,18 +20,19 @@ argument; nothing is clamped or extrapolated.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 __all__ = [
-    "COORDINATE_TO_JOINT",
     "EMG_TO_MUSCLES",
     "EMG_TO_MUSCLES_LEFT",
     "GRAVITY",
+    "SIDES",
     "CurveComparison",
+    "GaitData",
+    "GaitDataError",
     "GaitEvents",
-    "JointMapping",
     "compare_curves",
     "detect_gait_events",
     "emg_muscles",
@@ -40,6 +43,7 @@ __all__ = [
 ]
 
 GRAVITY = 9.81  # m/s^2, the value used for body-weight normalisation
+SIDES = ("r", "l")
 
 
 # ---------------------------------------------------------------------- events
@@ -191,6 +195,45 @@ def grf_body_weight(force: np.ndarray, body_mass: float) -> np.ndarray:
     return np.asarray(force, dtype=np.float64) / (body_mass * GRAVITY)
 
 
+class GaitDataError(ValueError):
+    """Gait data that cannot be used: a missing or unrecognised file or column, no stride."""
+
+
+@dataclass
+class GaitData:
+    """One walking trial on one time base (s).
+
+    ``angles[joint]`` (T,) rad, keyed by MyoFullBody joint; ``grf[side]`` (T, 2) N, columns
+    vertical (up) and fore-aft (along the direction of progression); ``emg[channel]`` (T,):
+    processed EMG (experiment) or the mean activation of the channel's muscles (simulation);
+    ``events[side]``; ``body_mass`` kg (None when unknown); ``kind`` is "experiment",
+    "simulation" or "replay"; ``notes`` says what was assumed, estimated, resampled or skipped.
+    """
+
+    name: str
+    kind: str
+    time: np.ndarray
+    angles: dict[str, np.ndarray]
+    grf: dict[str, np.ndarray]
+    emg: dict[str, np.ndarray]
+    events: dict[str, GaitEvents]
+    body_mass: float | None
+    notes: list[str] = field(default_factory=list)
+
+    def stride_windows(self, side: str) -> list[tuple[float, float]]:
+        """Heel-strike to heel-strike windows of ``side``; GaitDataError when there is none."""
+        events = self.events.get(side)
+        hs = [] if events is None else [round(float(t), 3) for t in events.heel_strikes]
+        if len(hs) < 2:
+            foot = {"r": "right", "l": "left"}.get(side, side)
+            raise GaitDataError(
+                f"{self.name}: no complete {foot} stride: heel strikes at {hs} s; a stride needs two heel "
+                f"strikes of the same foot ({self.kind} events from "
+                f"{'the feet heights' if self.kind == 'replay' else 'the vertical ground reaction force'})"
+            )
+        return strides(events)
+
+
 # ---------------------------------------------------------------------- comparison
 
 
@@ -299,49 +342,3 @@ def emg_muscles(channel: str, side: str = "r") -> tuple[str, ...]:
     if channel not in table:
         raise ValueError(f"unknown EMG channel {channel!r}; known channels: {', '.join(table)}")
     return table[channel]
-
-
-@dataclass(frozen=True)
-class JointMapping:
-    """How a Rajagopal coordinate becomes a MyoFullBody joint: ``q_myo = scale * q_rajagopal``
-    (radians). ``scale`` is +1 where the joint has the same name, axis, sign and zero."""
-
-    joint: str
-    scale: float
-    note: str = ""
-
-
-_SAME = "same name, axis and sign (MyoLeg descends from Rajagopal 2016)"
-# With the lumbar equality constraints (flex_extension drives L1..L5 with factors 0.185,
-# 0.204, 0.231, 0.255) the torso turns 1.875 x flex_extension relative to the pelvis about
-# the pelvis z axis (1.8645 x lat_bending about x, 1.1356 x axial_rotation about y), while
-# Rajagopal's lumbar_* coordinates are the whole torso-pelvis angles.
-_LUMBAR = "MyoFullBody spreads it over five lumbar levels; small-angle equivalent"
-
-COORDINATE_TO_JOINT: dict[str, JointMapping] = {
-    **{
-        f"{coordinate}_{side}": JointMapping(f"{coordinate}_{side}", 1.0, _SAME)
-        for side in ("r", "l")
-        for coordinate in (
-            "hip_flexion", "hip_adduction", "hip_rotation", "knee_angle",
-            "ankle_angle", "subtalar_angle", "mtp_angle",
-        )
-    },
-    "lumbar_extension": JointMapping("flex_extension", 1.0 / 1.875, _LUMBAR),
-    "lumbar_bending": JointMapping("lat_bending", 1.0 / 1.8645, _LUMBAR),
-    "lumbar_rotation": JointMapping("axial_rotation", 1.0 / 1.1356, _LUMBAR),
-    "elbow_flex_r": JointMapping("elbow_flex_r", 1.0, "same name, flexion positive"),
-    "elbow_flex_l": JointMapping("elbow_flex_l", 1.0, "same name, flexion positive"),
-    "pro_sup_r": JointMapping("pro_sup_r", 1.0, "same name; zero and sign not verified"),
-    "pro_sup_l": JointMapping("pro_sup_l", 1.0, "same name; zero and sign not verified"),
-    "wrist_flex_r": JointMapping("flexion_r", 1.0, "MoBL-ARMS name; sign not verified"),
-    "wrist_flex_l": JointMapping("flexion_l", 1.0, "MoBL-ARMS name; sign not verified"),
-    "wrist_dev_r": JointMapping("deviation_r", 1.0, "MoBL-ARMS name; sign not verified"),
-    "wrist_dev_l": JointMapping("deviation_l", 1.0, "MoBL-ARMS name; sign not verified"),
-}
-"""Rajagopal coordinate -> MyoFullBody joint. Not listed, because no single joint matches:
-``pelvis_*`` (the MyoFullBody root is a free joint: position and quaternion, and its world
-is z-up facing -y where OpenSim is y-up facing +x), ``arm_flex/arm_add/arm_rot_*`` (Rajagopal's
-ball shoulder against MoBL-ARMS's elv_angle / shoulder_elv / shoulder_rot with a coupled
-shoulder girdle) and ``knee_angle_*_beta`` (the patella follows knee_angle_* through equality
-constraints in MyoFullBody)."""

@@ -1,4 +1,4 @@
-"""A lab walking trial from its C3D file: force plates per foot for the gait validation.
+"""A lab walking trial from its C3D file: force plates per foot for the gait comparison.
 
 `load_c3d_trial` reads the plates (`mmimic.io.c3d.read_force_plates`) and the markers, and
 gives each plate to the foot that stands on it: the foot whose markers (those the marker set
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmimic.eval.gait import GaitEvents, detect_gait_events
-from mmimic.eval.validation import SIDES, GaitData, GaitDataError, _estimate_mass
+from mmimic.eval.gait import SIDES, GaitData, GaitDataError, GaitEvents, detect_gait_events
+from mmimic.eval.human_data import trial_body_mass
 from mmimic.io.c3d import read_c3d, read_force_plates
 from mmimic.io.markers import MarkerFileError
 from mmimic.retarget.markers import read_marker_set
@@ -97,10 +97,5 @@ def load_c3d_trial(path: str | Path, body_mass: float | None = None, markers: st
         events = {s: detect_gait_events(time, grf[s][:, 0]) for s in SIDES}
         notes.append("events from the plates' vertical force (the file has no foot strike/off events)")
     notes.append(f"{path.name}: a C3D trial has markers, not joint angles: angles are not compared")
-    if body_mass is None:
-        height = np.interp(time, time[seen], hip[seen, 2])
-        body_mass, message = _estimate_mass(time, grf, events, height)
-        notes.append(message)
-    elif not (np.isfinite(body_mass) and body_mass > 0):
-        raise GaitDataError(f"body_mass must be a positive number of kg, got {body_mass}")
+    body_mass = trial_body_mass(body_mass, time, grf, events, np.interp(time, time[seen], hip[seen, 2]), notes)
     return GaitData(path.stem, "experiment", time, {}, grf, {}, events, body_mass, notes)

@@ -24,9 +24,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mmimic.anatomy import AnatomyComparison, anatomy_markdown  # noqa: E402
+from mmimic.eval.comparison import GaitComparison  # noqa: E402
 from mmimic.eval.gait import CurveComparison  # noqa: E402
 from mmimic.eval.metrics import ERROR_METRICS, EvaluationMetrics  # noqa: E402
-from mmimic.eval.validation import GaitComparison  # noqa: E402
 
 __all__ = [
     "ERROR_LABELS", "SHORT_LABELS", "plot_angles", "plot_emg", "plot_errors", "plot_grf", "plot_groups", "write_report",
@@ -142,28 +142,28 @@ def _ordered_joints(comparison: GaitComparison) -> list[str]:
     return [j for j in first if j in comparison.angles] + [j for j in comparison.angles if j not in first]
 
 
-def plot_angles(comparison: GaitComparison, path: Path, title: str = "") -> Path:
-    """Joint angles (degrees) over the gait cycle, sagittal hip, knee and ankle first."""
-    joints = _ordered_joints(comparison)
-    fig, axes = _grid(len(joints), 4)
-    for ax, joint in zip(axes, joints):
-        c = comparison.angles[joint]
-        _curve(ax, c, 180.0 / math.pi)
-        ax.set_title(f"{joint}  r={c.pearson_r:.2f}", fontsize=9)
-        ax.set_ylabel("deg", fontsize=8)
+def _plot_curves(curves: dict[str, CurveComparison], path: Path, title: str, scale: float, unit: str,
+                 columns: int, size: tuple[float, float] = (3.2, 2.4)) -> Path:
+    """One panel per curve (keyed by its panel title), ``scale`` times the values in ``unit``."""
+    fig, axes = _grid(len(curves), columns, size)
+    for ax, (name, c) in zip(axes, curves.items()):
+        _curve(ax, c, scale)
+        ax.set_title(f"{name}  r={c.pearson_r:.2f}", fontsize=9)
+        ax.set_ylabel(unit, fontsize=8)
     fig.suptitle(title, fontsize=10)
     return _save(fig, axes, path)
+
+
+def plot_angles(comparison: GaitComparison, path: Path, title: str = "") -> Path:
+    """Joint angles (degrees) over the gait cycle, sagittal hip, knee and ankle first."""
+    curves = {joint: comparison.angles[joint] for joint in _ordered_joints(comparison)}
+    return _plot_curves(curves, path, title, 180.0 / math.pi, "deg", 4)
 
 
 def plot_grf(comparison: GaitComparison, path: Path, title: str = "") -> Path:
     """Vertical and fore-aft ground reaction force (body weights) over the gait cycle."""
-    fig, axes = _grid(len(comparison.grf), 2, (4.0, 2.8))
-    for ax, (component, c) in zip(axes, comparison.grf.items()):
-        _curve(ax, c, 1.0)
-        ax.set_title(f"{component.replace('_', '-')} GRF  r={c.pearson_r:.2f}", fontsize=9)
-        ax.set_ylabel("body weights", fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    return _save(fig, axes, path)
+    curves = {f"{k.replace('_', '-')} GRF": c for k, c in comparison.grf.items()}
+    return _plot_curves(curves, path, title, 1.0, "body weights", 2, (4.0, 2.8))
 
 
 def plot_emg(comparison: GaitComparison, path: Path, title: str = "") -> Path:
@@ -240,7 +240,7 @@ def write_report(
     """Write every plot and ``report.md`` into ``directory``; returns the report's path.
 
     ``context`` lists facts shown first (checkpoint, body, termination, ...); ``gait`` holds the
-    comparison of each clip validated against experimental data, ``gait_skipped`` why other
+    comparison of each clip with experimental data, ``gait_skipped`` why other
     clips were not; ``anatomy`` (`mmimic.anatomy.compare_with_opensim`) adds the muscle paths
     against OpenSim with one plot per muscle.
     """

@@ -35,7 +35,7 @@ from mmimic.simulator import resolve_device
 __all__ = [
     "EvalSetup",
     "EvaluationResult",
-    "Thresholds",
+    "TerminationThresholds",
     "Trajectories",
     "evaluate",
     "export_npz",
@@ -43,12 +43,12 @@ __all__ = [
     "reference_frames",
 ]
 
-MUSCLE_CHANNELS = ("ctrl", "act", "actuator_force")
+MUSCLE_ARRAYS = ("ctrl", "act", "actuator_force")
 """Simulator views recorded with ``record_muscles``."""
 
 
 @dataclass(frozen=True)
-class Thresholds:
+class TerminationThresholds:
     """Termination overrides (m / rad; inf disables one); None keeps the validation default."""
 
     site_deviation: float | None = None
@@ -160,7 +160,7 @@ def _run_chunk(
         "reward": torch.zeros(env.num_envs, device=env.torch_device),
     }
     if muscles:
-        current |= {name: getattr(sim, name) for name in MUSCLE_CHANNELS}
+        current |= {name: getattr(sim, name) for name in MUSCLE_ARRAYS}
     recorder = _Recorder(steps, current)
 
     def refresh() -> None:
@@ -216,7 +216,7 @@ def reference_frames(library: MotionLibrary, clips: torch.Tensor, count: int, ro
     return {"ref_qpos": qpos, "ref_qvel": library.qvel[rows].double().cpu().numpy(), "ref_site_pos": sites}
 
 
-def _env_config(checkpoint: dict, embodiment: Embodiment, thresholds: Thresholds, horizon: int) -> EnvConfig:
+def _env_config(checkpoint: dict, embodiment: Embodiment, thresholds: TerminationThresholds, horizon: int) -> EnvConfig:
     settings = dict(checkpoint.get("config", {}).get("env", {}))
     settings["horizon"] = horizon
     base = EnvConfig.for_embodiment(embodiment, **settings).for_validation()
@@ -240,7 +240,7 @@ def prepare(
     *,
     num_envs: int = 64,
     device: str | None = None,
-    thresholds: Thresholds = Thresholds(),
+    thresholds: TerminationThresholds = TerminationThresholds(),
     embodiment: str | Path | None = None,
     categories: Sequence[str] | None = None,
 ) -> EvalSetup:

@@ -1,4 +1,5 @@
-"""Reader for OpenSim text tables (``.mot`` / ``.sto``).
+"""Reader for OpenSim text tables (``.mot`` / ``.sto``); :data:`COORDINATE_TO_JOINT` maps their
+Rajagopal coordinates onto MyoFullBody joints.
 
 An OpenSim table is a text file with a header, a line ``endheader``, a line of column
 labels and rows of numbers::
@@ -53,6 +54,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "COORDINATE_TO_JOINT",
+    "JointMapping",
     "OpenSimFormatError",
     "OpenSimHeaderWarning",
     "OpenSimTable",
@@ -529,3 +532,52 @@ def read_opensim_table(path: str | Path, *, strict: bool = True, angles: str | N
         time_resolution=_time_resolution(time),
         lines=np.array([line_no for line_no, _ in rows]),
     )
+
+
+# ---------------------------------------------------------------------- coordinates -> MyoFullBody joints
+
+
+@dataclass(frozen=True)
+class JointMapping:
+    """How a Rajagopal coordinate becomes a MyoFullBody joint: ``q_myo = scale * q_rajagopal``
+    (radians). ``scale`` is +1 where the joint has the same name, axis, sign and zero."""
+
+    joint: str
+    scale: float
+    note: str = ""
+
+
+_SAME = "same name, axis and sign (MyoLeg descends from Rajagopal 2016)"
+# With the lumbar equality constraints (flex_extension drives L1..L5 with factors 0.185,
+# 0.204, 0.231, 0.255) the torso turns 1.875 x flex_extension relative to the pelvis about
+# the pelvis z axis (1.8645 x lat_bending about x, 1.1356 x axial_rotation about y), while
+# Rajagopal's lumbar_* coordinates are the whole torso-pelvis angles.
+_LUMBAR = "MyoFullBody spreads it over five lumbar levels; small-angle equivalent"
+
+COORDINATE_TO_JOINT: dict[str, JointMapping] = {
+    **{
+        f"{coordinate}_{side}": JointMapping(f"{coordinate}_{side}", 1.0, _SAME)
+        for side in ("r", "l")
+        for coordinate in (
+            "hip_flexion", "hip_adduction", "hip_rotation", "knee_angle",
+            "ankle_angle", "subtalar_angle", "mtp_angle",
+        )
+    },
+    "lumbar_extension": JointMapping("flex_extension", 1.0 / 1.875, _LUMBAR),
+    "lumbar_bending": JointMapping("lat_bending", 1.0 / 1.8645, _LUMBAR),
+    "lumbar_rotation": JointMapping("axial_rotation", 1.0 / 1.1356, _LUMBAR),
+    "elbow_flex_r": JointMapping("elbow_flex_r", 1.0, "same name, flexion positive"),
+    "elbow_flex_l": JointMapping("elbow_flex_l", 1.0, "same name, flexion positive"),
+    "pro_sup_r": JointMapping("pro_sup_r", 1.0, "same name; zero and sign not verified"),
+    "pro_sup_l": JointMapping("pro_sup_l", 1.0, "same name; zero and sign not verified"),
+    "wrist_flex_r": JointMapping("flexion_r", 1.0, "MoBL-ARMS name; sign not verified"),
+    "wrist_flex_l": JointMapping("flexion_l", 1.0, "MoBL-ARMS name; sign not verified"),
+    "wrist_dev_r": JointMapping("deviation_r", 1.0, "MoBL-ARMS name; sign not verified"),
+    "wrist_dev_l": JointMapping("deviation_l", 1.0, "MoBL-ARMS name; sign not verified"),
+}
+"""Rajagopal coordinate -> MyoFullBody joint. Not listed, because no single joint matches:
+``pelvis_*`` (the MyoFullBody root is a free joint: position and quaternion, and its world
+is z-up facing -y where OpenSim is y-up facing +x), ``arm_flex/arm_add/arm_rot_*`` (Rajagopal's
+ball shoulder against MoBL-ARMS's elv_angle / shoulder_elv / shoulder_rot with a coupled
+shoulder girdle) and ``knee_angle_*_beta`` (the patella follows knee_angle_* through equality
+constraints in MyoFullBody)."""

@@ -1,5 +1,5 @@
-"""Gait validation: the shipped walking clip replayed in MyoFullBody against its OpenSim trial,
-the experimental loaders and their errors, and the simulated-rollout side of the pipeline."""
+"""The gait comparison: the shipped walking clip replayed in MyoFullBody against its OpenSim trial,
+the experimental loaders and their errors, and the simulated-rollout side."""
 
 from __future__ import annotations
 
@@ -9,17 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmimic.eval.gait import EMG_TO_MUSCLES
-from mmimic.eval.validation import (
-    GaitData,
-    GaitDataError,
-    compare_gait,
-    load_experiment,
-    load_gait120,
-    load_opensim_trial,
-    replay_gait,
-    simulated_gait,
-)
+from mmimic.eval.comparison import compare_gait
+from mmimic.eval.gait import EMG_TO_MUSCLES, GaitData, GaitDataError
+from mmimic.eval.human_data import load_experiment, load_gait120, load_opensim_trial
+from mmimic.eval.model_gait import replay_gait, simulated_gait
 from mmimic.io.opensim import read_opensim_table
 from mmimic.motion import fit_clip, read_clip
 from mmimic.motion.resample import differentiate
