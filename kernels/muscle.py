@@ -113,29 +113,50 @@ def muscle_activation_rate(ctrl: float, activation: float, dynprm: vec10) -> flo
     return change / wp.max(MINVAL, activation_time_constant(change, activation, dynprm))
 
 
+@wp.struct
+class MuscleParams:
+    """MuJoCo's per-muscle model parameters, each (nbatch, nu); world w reads row w % nbatch."""
+
+    lengthrange: wp.array2d(dtype=wp.vec2)
+    acc0: wp.array2d(dtype=float)
+    gainprm: wp.array2d(dtype=vec10)
+    biasprm: wp.array2d(dtype=vec10)
+    dynprm: wp.array2d(dtype=vec10)
+
+
+@wp.struct
+class MuscleData:
+    """mujoco_warp's per-world muscle arrays, each (nworld, nu).
+
+    The force kernels read ctrl, act, actuator_length and actuator_velocity and write act_dot and actuator_force.
+    """
+
+    ctrl: wp.array2d(dtype=float)
+    act: wp.array2d(dtype=float)
+    actuator_length: wp.array2d(dtype=float)
+    actuator_velocity: wp.array2d(dtype=float)
+    act_dot: wp.array2d(dtype=float)
+    actuator_force: wp.array2d(dtype=float)
+
+
+@wp.func
+def hill_force(model: MuscleParams, data: MuscleData, p: int, world: int, muscle: int, activation: float) -> float:
+    """Actuator force gain * activation + bias of `muscle` in `world` with the parameters of row `p`."""
+    length = data.actuator_length[world, muscle]
+    lengthrange = model.lengthrange[p, muscle]
+    acc0 = model.acc0[p, muscle]
+    gain = muscle_gain(length, data.actuator_velocity[world, muscle], lengthrange, acc0, model.gainprm[p, muscle])
+    return gain * activation + muscle_bias(length, lengthrange, acc0, model.biasprm[p, muscle])
+
+
 @wp.kernel
-def mujoco_muscle_force(
-    ctrl: wp.array2d(dtype=float),
-    act: wp.array2d(dtype=float),
-    actuator_length: wp.array2d(dtype=float),
-    actuator_velocity: wp.array2d(dtype=float),
-    lengthrange: wp.array2d(dtype=wp.vec2),
-    acc0: wp.array2d(dtype=float),
-    gainprm: wp.array2d(dtype=vec10),
-    biasprm: wp.array2d(dtype=vec10),
-    dynprm: wp.array2d(dtype=vec10),
-    act_dot: wp.array2d(dtype=float),
-    actuator_force: wp.array2d(dtype=float),
-):
+def mujoco_muscle_force(model: MuscleParams, data: MuscleData):
     """Activation rate and force of every muscle of every world (MuJoCo's muscle model)."""
     world, muscle = wp.tid()
-    p = world % gainprm.shape[0]
-    length = actuator_length[world, muscle]
-    a = act[world, muscle]
-    act_dot[world, muscle] = muscle_activation_rate(ctrl[world, muscle], a, dynprm[p, muscle])
-    gain = muscle_gain(length, actuator_velocity[world, muscle], lengthrange[p, muscle], acc0[p, muscle], gainprm[p, muscle])
-    bias = muscle_bias(length, lengthrange[p, muscle], acc0[p, muscle], biasprm[p, muscle])
-    actuator_force[world, muscle] = gain * a + bias
+    p = world % model.gainprm.shape[0]
+    a = data.act[world, muscle]
+    data.act_dot[world, muscle] = muscle_activation_rate(data.ctrl[world, muscle], a, model.dynprm[p, muscle])
+    data.actuator_force[world, muscle] = hill_force(model, data, p, world, muscle, a)
 
 
 @wp.kernel
@@ -155,15 +176,17 @@ class FatigueParams:
 
 
 @wp.func
-def fatigue_transfer(
-    target: float, active: float, resting: float, fatigued: float, dynprm: vec10, params: FatigueParams, timestep: float
-) -> wp.vec2:
-    """3CC-r flow C from resting to active units, and the recovery rate in use.
+def fatigue_rates(
+    excitation: float, active: float, resting: float, fatigued: float, dynprm: vec10, params: FatigueParams, timestep: float
+) -> wp.vec3:
+    """3CC-r time derivatives of (MA, MR, MF).
 
-    C drives MA toward the target load TL (the clamped excitation): recruitment at
-    1/(tau_act (0.5 + 1.5 MA)), limited by the resting pool, and derecruitment at
-    (0.5 + 1.5 MA)/tau_deact. C is clipped so that no compartment leaves [0, 1] within a step.
+    The flow C from resting to active units drives MA toward the target load TL (the clamped
+    excitation): recruitment at 1/(tau_act (0.5 + 1.5 MA)), limited by the resting pool, and
+    derecruitment at (0.5 + 1.5 MA)/tau_deact. C is clipped so that no compartment leaves [0, 1]
+    within a step. Fatigued units recover at R, or r R while MA is above the target.
     """
+    target = wp.clamp(excitation, 0.0, 1.0)
     level = 0.5 + 1.5 * active
     recovery = params.recovery
     flow = float(0.0)
@@ -174,65 +197,49 @@ def fatigue_transfer(
         recovery = params.rest_multiplier * params.recovery
     low = wp.max(-active / timestep + params.fatigue * active, (resting - 1.0) / timestep + recovery * fatigued)
     high = wp.min((1.0 - active) / timestep + params.fatigue * active, resting / timestep + recovery * fatigued)
-    return wp.vec2(wp.clamp(flow, low, high), recovery)
+    flow = wp.clamp(flow, low, high)
+    recovered = recovery * fatigued
+    return wp.vec3(flow - params.fatigue * active, recovered - flow, params.fatigue * active - recovered)
 
 
 @wp.kernel
 def fatigue_muscle_force(
     timestep: float,
     params: FatigueParams,
-    ctrl: wp.array2d(dtype=float),
-    act: wp.array2d(dtype=float),
+    model: MuscleParams,
+    data: MuscleData,
     resting: wp.array2d(dtype=float),
     fatigued: wp.array2d(dtype=float),
-    actuator_length: wp.array2d(dtype=float),
-    actuator_velocity: wp.array2d(dtype=float),
-    lengthrange: wp.array2d(dtype=wp.vec2),
-    acc0: wp.array2d(dtype=float),
-    gainprm: wp.array2d(dtype=vec10),
-    biasprm: wp.array2d(dtype=vec10),
-    dynprm: wp.array2d(dtype=vec10),
-    act_dot: wp.array2d(dtype=float),
-    actuator_force: wp.array2d(dtype=float),
 ):
     """Rate of the active fraction (the activation) and the Hill force it produces."""
     world, muscle = wp.tid()
-    p = world % gainprm.shape[0]
-    active = act[world, muscle]
-    target = wp.clamp(ctrl[world, muscle], 0.0, 1.0)
-    transfer = fatigue_transfer(
-        target, active, resting[world, muscle], fatigued[world, muscle], dynprm[p, muscle], params, timestep
+    p = world % model.gainprm.shape[0]
+    active = data.act[world, muscle]
+    rates = fatigue_rates(
+        data.ctrl[world, muscle], active, resting[world, muscle], fatigued[world, muscle], model.dynprm[p, muscle], params, timestep
     )
-    act_dot[world, muscle] = transfer[0] - params.fatigue * active
-    length = actuator_length[world, muscle]
-    gain = muscle_gain(length, actuator_velocity[world, muscle], lengthrange[p, muscle], acc0[p, muscle], gainprm[p, muscle])
-    bias = muscle_bias(length, lengthrange[p, muscle], acc0[p, muscle], biasprm[p, muscle])
-    actuator_force[world, muscle] = gain * active + bias
+    data.act_dot[world, muscle] = rates[0]
+    data.actuator_force[world, muscle] = hill_force(model, data, p, world, muscle, active)
 
 
 @wp.kernel
 def fatigue_advance(
     timestep: float,
     params: FatigueParams,
-    ctrl: wp.array2d(dtype=float),
     dynprm: wp.array2d(dtype=vec10),
+    ctrl: wp.array2d(dtype=float),
     act: wp.array2d(dtype=float),
     resting: wp.array2d(dtype=float),
     fatigued: wp.array2d(dtype=float),
 ):
     """Explicit Euler step of the three compartments."""
     world, muscle = wp.tid()
-    p = world % dynprm.shape[0]
+    rest, tired = resting[world, muscle], fatigued[world, muscle]
     active = act[world, muscle]
-    rest = resting[world, muscle]
-    tired = fatigued[world, muscle]
-    target = wp.clamp(ctrl[world, muscle], 0.0, 1.0)
-    transfer = fatigue_transfer(target, active, rest, tired, dynprm[p, muscle], params, timestep)
-    flow = transfer[0]
-    recovered = transfer[1] * tired
-    act[world, muscle] = active + timestep * (flow - params.fatigue * active)
-    resting[world, muscle] = rest + timestep * (recovered - flow)
-    fatigued[world, muscle] = tired + timestep * (params.fatigue * active - recovered)
+    rates = fatigue_rates(ctrl[world, muscle], active, rest, tired, dynprm[world % dynprm.shape[0], muscle], params, timestep)
+    act[world, muscle] = active + timestep * rates[0]
+    resting[world, muscle] = rest + timestep * rates[1]
+    fatigued[world, muscle] = tired + timestep * rates[2]
 
 
 @wp.kernel

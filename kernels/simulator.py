@@ -6,21 +6,11 @@ import warp as wp
 
 
 @wp.kernel
-def set_state(
-    mask: wp.array(dtype=wp.bool),
-    qpos_in: wp.array2d(dtype=float),
-    qvel_in: wp.array2d(dtype=float),
-    qpos: wp.array2d(dtype=float),
-    qvel: wp.array2d(dtype=float),
-):
-    """Copy the given positions and velocities into the selected worlds."""
-    world = wp.tid()
-    if not mask[world]:
-        return
-    for i in range(qpos.shape[1]):
-        qpos[world, i] = qpos_in[world, i]
-    for i in range(qvel.shape[1]):
-        qvel[world, i] = qvel_in[world, i]
+def copy_selected_rows(mask: wp.array(dtype=wp.bool), source: wp.array2d(dtype=float), target: wp.array2d(dtype=float)):
+    """Copy row `world` of `source` into `target` where `mask[world]` (launch over target's shape)."""
+    world, i = wp.tid()
+    if mask[world]:
+        target[world, i] = source[world, i]
 
 
 @wp.kernel

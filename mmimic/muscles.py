@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import mujoco_warp as mjw
 import torch
@@ -42,8 +43,17 @@ class MuscleModel(ABC):
         return {}
 
 
-def _muscle_inputs(m: mjw.Model) -> list:
-    return [m.actuator_lengthrange, m.actuator_acc0, m.actuator_gainprm, m.actuator_biasprm, m.actuator_dynprm]
+def warp_struct(struct: Any, source: object, prefix: str = "") -> Any:
+    """An instance of the Warp struct `struct` whose every field is the attribute `prefix + field` of `source`."""
+    instance = struct()
+    for field in struct.vars:
+        setattr(instance, field, getattr(source, prefix + field))
+    return instance
+
+
+def muscle_arrays(m: mjw.Model, d: mjw.Data) -> list:
+    """The muscle parameters of `m` and the muscle arrays of `d`, as the force kernels read them."""
+    return [warp_struct(kernels.MuscleParams, m, "actuator_"), warp_struct(kernels.MuscleData, d)]
 
 
 class MujocoMuscle(MuscleModel):
@@ -53,12 +63,7 @@ class MujocoMuscle(MuscleModel):
         self.timestep = timestep
 
     def force(self, m: mjw.Model, d: mjw.Data) -> None:
-        wp.launch(
-            kernels.mujoco_muscle_force,
-            dim=(d.nworld, m.nu),
-            inputs=[d.ctrl, d.act, d.actuator_length, d.actuator_velocity, *_muscle_inputs(m)],
-            outputs=[d.act_dot, d.actuator_force],
-        )
+        wp.launch(kernels.mujoco_muscle_force, dim=(d.nworld, m.nu), inputs=muscle_arrays(m, d))
 
     def advance(self, m: mjw.Model, d: mjw.Data) -> None:
         wp.launch(kernels.euler_activation, dim=(d.nworld, m.nu), inputs=[self.timestep, d.act_dot], outputs=[d.act])
@@ -84,10 +89,7 @@ class FatigueMuscle(MuscleModel):
     def __init__(self, timestep: float, rates: FatigueRates | None = None) -> None:
         self.timestep = timestep
         self.rates = rates or FatigueRates()
-        self.params = kernels.FatigueParams()
-        self.params.fatigue = self.rates.fatigue
-        self.params.recovery = self.rates.recovery
-        self.params.rest_multiplier = self.rates.rest_multiplier
+        self.params = warp_struct(kernels.FatigueParams, self.rates)
 
     def allocate(self, nworld: int, nu: int, device: wp.context.Device) -> None:
         self.resting = wp.ones((nworld, nu), dtype=float, device=device)
@@ -97,16 +99,14 @@ class FatigueMuscle(MuscleModel):
         wp.launch(
             kernels.fatigue_muscle_force,
             dim=(d.nworld, m.nu),
-            inputs=[self.timestep, self.params, d.ctrl, d.act, self.resting, self.fatigued,
-                    d.actuator_length, d.actuator_velocity, *_muscle_inputs(m)],
-            outputs=[d.act_dot, d.actuator_force],
+            inputs=[self.timestep, self.params, *muscle_arrays(m, d), self.resting, self.fatigued],
         )
 
     def advance(self, m: mjw.Model, d: mjw.Data) -> None:
         wp.launch(
             kernels.fatigue_advance,
             dim=(d.nworld, m.nu),
-            inputs=[self.timestep, self.params, d.ctrl, m.actuator_dynprm],
+            inputs=[self.timestep, self.params, m.actuator_dynprm, d.ctrl],
             outputs=[d.act, self.resting, self.fatigued],
         )
 

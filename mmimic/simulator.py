@@ -216,7 +216,8 @@ class Simulator:
         quantities are left as they were: follow with `launch_forward`, outside any conditional body.
         """
         mjw.reset_data(self.model, self.data, reset=mask)
-        wp.launch(sim_kernels.set_state, dim=self.num_envs, inputs=[mask, qpos, qvel], outputs=[self.data.qpos, self.data.qvel])
+        wp.launch(sim_kernels.copy_selected_rows, dim=self.data.qpos.shape, inputs=[mask, qpos], outputs=[self.data.qpos])
+        wp.launch(sim_kernels.copy_selected_rows, dim=self.data.qvel.shape, inputs=[mask, qvel], outputs=[self.data.qvel])
         self.muscle_model.reset(mask)
 
     def launch_forward(self) -> None:

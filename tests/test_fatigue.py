@@ -43,7 +43,7 @@ def run_kernel(target: np.ndarray, steps: int, tau: tuple[float, float], rates: 
     dynprm = wp.array(dynprm, dtype=muscle.vec10, device="cpu")
     out = [np.stack([act.numpy()[0], model.resting.numpy()[0], model.fatigued.numpy()[0]])]
     for _ in range(steps):
-        wp.launch(muscle.fatigue_advance, dim=(1, n), inputs=[DT, model.params, ctrl, dynprm],
+        wp.launch(muscle.fatigue_advance, dim=(1, n), inputs=[DT, model.params, dynprm, ctrl],
                   outputs=[act, model.resting, model.fatigued], device="cpu")
         out.append(np.stack([act.numpy()[0], model.resting.numpy()[0], model.fatigued.numpy()[0]]))
     return np.array(out)
@@ -76,7 +76,7 @@ def test_sustained_excitation_loses_force_and_rest_recovers_it() -> None:
     zero = wp.zeros((1, 1), dtype=float, device="cpu")
     history = []
     for _ in range(1000):
-        wp.launch(muscle.fatigue_advance, dim=(1, 1), inputs=[DT, model.params, zero, dynprm],
+        wp.launch(muscle.fatigue_advance, dim=(1, 1), inputs=[DT, model.params, dynprm, zero],
                   outputs=[act, model.resting, model.fatigued], device="cpu")
         history.append(model.fatigued.numpy()[0, 0])
     decay = 1 - DT * rates.recovery * rates.rest_multiplier

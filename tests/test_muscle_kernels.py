@@ -16,17 +16,14 @@ def evaluate(
     velocity: wp.array(dtype=float),
     ctrl: wp.array(dtype=float),
     act: wp.array(dtype=float),
-    lengthrange: wp.array(dtype=wp.vec2),
-    acc0: wp.array(dtype=float),
-    gainprm: wp.array(dtype=muscle.vec10),
-    biasprm: wp.array(dtype=muscle.vec10),
-    dynprm: wp.array(dtype=muscle.vec10),
+    model: muscle.MuscleParams,
     out: wp.array2d(dtype=float),
 ):
     i = wp.tid()
-    out[i, 0] = muscle.muscle_gain(length[i], velocity[i], lengthrange[i], acc0[i], gainprm[i])
-    out[i, 1] = muscle.muscle_bias(length[i], lengthrange[i], acc0[i], biasprm[i])
-    out[i, 2] = muscle.muscle_activation_rate(ctrl[i], act[i], dynprm[i])
+    lengthrange, acc0 = model.lengthrange[0, i], model.acc0[0, i]
+    out[i, 0] = muscle.muscle_gain(length[i], velocity[i], lengthrange, acc0, model.gainprm[0, i])
+    out[i, 1] = muscle.muscle_bias(length[i], lengthrange, acc0, model.biasprm[0, i])
+    out[i, 2] = muscle.muscle_activation_rate(ctrl[i], act[i], model.dynprm[0, i])
 
 
 def grid_for(embodiment: mmimic.Embodiment, per_muscle: int, seed: int) -> dict[str, np.ndarray]:
@@ -56,18 +53,13 @@ def check_against_mujoco(embodiment: mmimic.Embodiment, dynprm_override: np.ndar
         dynprm[:, :3] = dynprm_override
     f32 = lambda a: wp.array(np.asarray(a, dtype=np.float32), device="cpu")  # noqa: E731
     out = wp.zeros((idx.size, 3), dtype=float, device="cpu")
-    wp.launch(
-        evaluate,
-        dim=idx.size,
-        inputs=[f32(g["length"]), f32(g["velocity"]), f32(g["ctrl"]), f32(g["act"]),
-                wp.array(m.actuator_lengthrange[idx].astype(np.float32), dtype=wp.vec2, device="cpu"),
-                f32(m.actuator_acc0[idx]),
-                wp.array(m.actuator_gainprm[idx].astype(np.float32), dtype=muscle.vec10, device="cpu"),
-                wp.array(m.actuator_biasprm[idx].astype(np.float32), dtype=muscle.vec10, device="cpu"),
-                wp.array(dynprm.astype(np.float32), dtype=muscle.vec10, device="cpu")],
-        outputs=[out],
-        device="cpu",
-    )
+    row = lambda a, dtype=float: wp.array(np.asarray(a, dtype=np.float32)[None], dtype=dtype, device="cpu")  # noqa: E731
+    params = muscle.MuscleParams()
+    params.lengthrange, params.acc0 = row(m.actuator_lengthrange[idx], wp.vec2), row(m.actuator_acc0[idx])
+    params.gainprm, params.biasprm = row(m.actuator_gainprm[idx], muscle.vec10), row(m.actuator_biasprm[idx], muscle.vec10)
+    params.dynprm = row(dynprm, muscle.vec10)
+    wp.launch(evaluate, dim=idx.size, inputs=[f32(g["length"]), f32(g["velocity"]), f32(g["ctrl"]), f32(g["act"]), params],
+              outputs=[out], device="cpu")
     ours = out.numpy().astype(np.float64)
     truth = np.array([
         (mujoco.mju_muscleGain(g["length"][k], g["velocity"][k], m.actuator_lengthrange[i], m.actuator_acc0[i], m.actuator_gainprm[i, :9]),
