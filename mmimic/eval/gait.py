@@ -34,6 +34,7 @@ __all__ = [
     "GaitDataError",
     "GaitEvents",
     "compare_curves",
+    "crossing_times",
     "detect_gait_events",
     "emg_muscles",
     "grf_body_weight",
@@ -73,11 +74,11 @@ def _as_time(time: np.ndarray, name: str = "time") -> np.ndarray:
     return t
 
 
-def _crossing_time(t: np.ndarray, f: np.ndarray, i: int, threshold: float) -> float:
-    """Time at which the segment between samples i-1 and i crosses ``threshold``."""
-    f0, f1 = f[i - 1], f[i]
-    alpha = (threshold - f0) / (f1 - f0)
-    return float(t[i - 1] + alpha * (t[i] - t[i - 1]))
+def crossing_times(time: np.ndarray, values: np.ndarray, threshold: float, index: np.ndarray) -> np.ndarray:
+    """Times at which ``values`` cross ``threshold`` between samples ``index - 1`` and ``index``,
+    linearly interpolated."""
+    v0, v1 = values[index - 1], values[index]
+    return time[index - 1] + (threshold - v0) / (v1 - v0) * (time[index] - time[index - 1])
 
 
 def detect_gait_events(
@@ -110,11 +111,11 @@ def detect_gait_events(
     intervals: list[list[float | None]] = []
     if contact[0]:
         intervals.append([None, None])
-    for i in change:
+    for i, when in zip(change, crossing_times(t, f, threshold, change)):
         if contact[i]:
-            intervals.append([_crossing_time(t, f, i, threshold), None])
+            intervals.append([float(when), None])
         else:
-            intervals[-1][1] = _crossing_time(t, f, i, threshold)
+            intervals[-1][1] = float(when)
 
     merged: list[list[float | None]] = []
     for interval in intervals:

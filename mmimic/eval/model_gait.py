@@ -30,6 +30,7 @@ from mmimic.eval.gait import (
     GaitData,
     GaitDataError,
     GaitEvents,
+    crossing_times,
     detect_gait_events,
     emg_muscles,
 )
@@ -98,15 +99,6 @@ def _frames(embodiment: Embodiment, qpos: np.ndarray, fps: float) -> tuple[np.nd
     return qpos, np.arange(qpos.shape[0]) / fps
 
 
-def _crossings(time: np.ndarray, height: np.ndarray, threshold: float, downward: bool) -> np.ndarray:
-    """Interpolated times at which ``height`` crosses ``threshold`` (downward or upward)."""
-    below = height < threshold
-    change = np.flatnonzero(below[1:] != below[:-1]) + 1
-    change = change[below[change] == downward]
-    h0, h1 = height[change - 1], height[change]
-    return time[change - 1] + (h0 - threshold) / (h0 - h1) * (time[change] - time[change - 1])
-
-
 def replay_gait(embodiment: Embodiment, qpos: np.ndarray, fps: float, name: str = "replay") -> GaitData:
     """A clip (qpos frames at ``fps``) replayed kinematically: joint angles and events from the feet's
     heights (module docstring); no forces, no EMG."""
@@ -123,7 +115,9 @@ def replay_gait(embodiment: Embodiment, qpos: np.ndarray, fps: float, name: str 
     events = {}
     for side in SIDES:
         heel = detect_gait_events(time, -heights[(side, "heel")], threshold=-HEEL_CONTACT_HEIGHT).heel_strikes
-        rises = _crossings(time, heights[(side, "toe")], TOE_CONTACT_HEIGHT, downward=False)
+        toes = heights[(side, "toe")]
+        low = toes < TOE_CONTACT_HEIGHT
+        rises = crossing_times(time, toes, TOE_CONTACT_HEIGHT, np.flatnonzero(low[:-1] & ~low[1:]) + 1)
         # a toe-off is the toes' first rise after a heel strike (and before the next one)
         bounds = np.append(heel[1:], np.inf)
         toe = [rises[(rises > a) & (rises < b)][:1] for a, b in zip(heel, bounds)]
@@ -207,14 +201,5 @@ def simulated_gait(
         columns = [names.index(m) for m in emg_muscles(channel, "r") if m in names]
         if columns:
             emg[channel] = act[:, columns].mean(axis=1)
-    return GaitData(
-        name,
-        "simulation",
-        time,
-        _joint_angles(embodiment, qpos),
-        grf,
-        emg,
-        events,
-        float(model.body_subtreemass[0]),
-        notes,
-    )
+    mass = float(model.body_subtreemass[0])
+    return GaitData(name, "simulation", time, _joint_angles(embodiment, qpos), grf, emg, events, mass, notes)
