@@ -97,7 +97,7 @@ def _train(args: argparse.Namespace, console: Console) -> int:
         checkpoint, run_dir = load_for_resume(args.resume)
         config = TrainConfig.from_dict(checkpoint["config"])
         if args.iterations is not None:
-            config.run.iterations = config.ppo.num_updates = args.iterations
+            config.run.iterations = args.iterations
         check_resume(checkpoint, config, run_dir, f"--resume {args.resume}")
         apply_reward_args(config.reward_modules, [])
         resume = True

@@ -20,7 +20,8 @@ OBS, ACT, BATCH = 12, 5, 32
 def _ppo(compile_setting: str, device: str = "cpu") -> PPO:
     torch.manual_seed(3)
     net = ActorCritic(OBS, ACT, [24, 24, 24], [24, 24, 24], init_std=0.5)
-    return PPO(net, PPOConfig(anneal_lr=True, num_updates=10, muon_weight_decay=1e-3, compile=compile_setting), device)
+    return PPO(net, PPOConfig(anneal_lr=True, muon_weight_decay=1e-3, compile=compile_setting), device,
+               num_updates=10)
 
 
 def _batches(count: int, device: str = "cpu") -> list[Minibatch]:

@@ -187,7 +187,7 @@ def test_non_finite_loss_and_gradient_are_skipped_and_counted():
 
 def test_learning_rate_schedule():
     ac = ActorCritic(4, 2, [8], [8], init_std=3.0)
-    annealed = PPO(ac, PPOConfig(anneal_lr=True, num_updates=12500, lr=4e-4), "cpu")
+    annealed = PPO(ac, PPOConfig(anneal_lr=True, lr=4e-4), "cpu", num_updates=12500)
     assert annealed.learning_rate(3125) == pytest.approx(4e-4 * linear_decay(3125, 12500)) == pytest.approx(3e-4)
     assert PPO(ac, PPOConfig(lr=4e-4), "cpu").learning_rate(24999) == 4e-4
 

@@ -211,7 +211,7 @@ def test_training_draws_the_failing_clip_more(jitter_set: Path, tmp_path: Path) 
 
     # --resume restores the averages from the checkpoint, and the environment draws by them at once
     checkpoint = load_checkpoint(tmp_path / "run" / "checkpoints" / "checkpoint_000004.pt")
-    config.run.iterations = config.ppo.num_updates = 5
+    config.run.iterations = 5
     resumed = Trainer(config, tmp_path / "run", "cpu", console=Console(file=io.StringIO()), init_checkpoint=checkpoint,
                       resume=True)
     assert torch.equal(resumed.sampler.episodes, trainer.sampler.episodes)

@@ -18,7 +18,8 @@ import torch
 
 import mmimic
 from mmimic.checkpoint import load_checkpoint
-from mmimic.train.config import TrainConfig, resolve_config
+from mmimic.ppo import PPO, ActorCritic
+from mmimic.train.config import ConfigError, TrainConfig, resolve_config
 from mmimic.train.trainer import Trainer, load_for_resume
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,6 +57,26 @@ def test_config_toml_round_trip(tmp_path: Path) -> None:
                                        "site_deviation": 0.25}
     old = TrainConfig.from_dict({**config.to_dict(), "env": {"site_deviation": 0.25}})
     assert old.env == mmimic.EnvConfig(site_deviation=0.25) and old.env.seed is None  # the trainer uses run.seed
+
+
+def test_stored_num_updates_is_accepted_and_ignored(tmp_path: Path) -> None:
+    """`ppo.num_updates`, which earlier versions stored, is derived now (the run's iterations are the
+    horizon of `ppo.anneal_lr`): a checkpoint's config or a config.toml holding it loads as if it were
+    absent; a misspelt key beside it is still refused."""
+    config = resolve_config("fullbody", "fullbody", overrides=["run.iterations=300"])
+    stored = config.to_dict()
+    assert "num_updates" not in stored["ppo"]
+    assert TrainConfig.from_dict({**stored, "ppo": {**stored["ppo"], "num_updates": 300}}) == config
+    path = tmp_path / "old_config.toml"
+    path.write_text("[run]\niterations = 300\n\n[ppo]\nnum_updates = 12500\n")
+    assert resolve_config("fullbody", "fullbody", path) == config
+    assert resolve_config("fullbody", "fullbody", overrides=["ppo.num_updates=7", "run.iterations=300"]) == config
+    with pytest.raises(ConfigError, match="unknown key 'ppo.num_update'"):
+        resolve_config("fullbody", "fullbody", overrides=["ppo.num_update=7"])
+    ppo = PPO(ActorCritic(4, 2, [8], [8], 1.0), config.ppo, "cpu", num_updates=config.run.iterations)
+    assert ppo.learning_rate(150) == pytest.approx(config.ppo.lr / 2)
+    with pytest.raises(ValueError, match="ppo.anneal_lr decays the learning rate over the run"):
+        PPO(ActorCritic(4, 2, [8], [8], 1.0), config.ppo, "cpu")
 
 
 def test_run_directory_and_policy_export(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ ROLLOUT_STAT_NAMES = ("explained_variance", "std_mean", "skipped", "advantage_me
 @dataclass
 class PPOConfig:
     """PPO hyperparameters (defaults: the published recipe; ``num_minibatches`` 32 is bimanual's,
-    fullbody uses 128 with ``anneal_lr=True`` over ``num_updates=12500``).
+    fullbody uses 128 with ``anneal_lr=True``: the rate decays linearly to 0 over the run's updates).
 
     ``compile``: ``"on"`` runs each minibatch step through ``torch.compile`` (inductor fuses the loss,
     its backward and the optimiser into a few generated kernels), ``"off"`` runs it eagerly, ``"auto"``
@@ -46,7 +46,6 @@ class PPOConfig:
     max_grad_norm: float = 1.0
     lr: float = 4e-4
     anneal_lr: bool = False
-    num_updates: int = 25000
     optimizer: str = "muon"
     muon_weight_decay: float = 1e-3
     bf16: bool = False
@@ -84,7 +83,13 @@ class PPO:
     ``RunningMeanStd.enable_all_reduce``).
     """
 
-    def __init__(self, actor_critic: ActorCritic, config: PPOConfig, device: torch.device | str):
+    def __init__(
+        self, actor_critic: ActorCritic, config: PPOConfig, device: torch.device | str, num_updates: int | None = None
+    ):
+        """``num_updates``: the run's length in updates, over which ``anneal_lr`` decays the rate (needed then)."""
+        if config.anneal_lr and num_updates is None:
+            raise ValueError("ppo.anneal_lr decays the learning rate over the run: PPO needs num_updates")
+        self.num_updates = num_updates
         self.device = torch.device(device)
         self.actor_critic = actor_critic.to(self.device)
         self.config = config
@@ -101,7 +106,7 @@ class PPO:
     def learning_rate(self, iteration: int) -> float:
         """Learning rate for an update after ``iteration`` completed updates."""
         if self.config.anneal_lr:
-            return self.config.lr * linear_decay(iteration, self.config.num_updates)
+            return self.config.lr * linear_decay(iteration, self.num_updates)
         return self.config.lr
 
     @torch.no_grad()

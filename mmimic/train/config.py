@@ -30,6 +30,11 @@ class ConfigError(ValueError):
     """A preset, TOML file or override names an unknown key or gives a value of the wrong type."""
 
 
+DERIVED_KEYS = {"ppo.num_updates": "run.iterations"}
+"""Keys that earlier versions stored and that are now derived (each from the key it maps to):
+accepted when read (checkpoints, run config.toml files, overrides) and ignored."""
+
+
 @dataclass
 class NetworkConfig:
     """Actor and critic MLPs (LayerNorm-SiLU blocks) or the gated residual variant."""
@@ -103,7 +108,7 @@ class TrainConfig:
             embodiment=data["embodiment"],
             preset=data["preset"],
             network=NetworkConfig(**data["network"]),
-            ppo=PPOConfig(**data["ppo"]),
+            ppo=PPOConfig(**{k: v for k, v in data["ppo"].items() if f"ppo.{k}" not in DERIVED_KEYS}),
             run=RunConfig(**data["run"]),
             env=EnvConfig(**data.get("env", {})),
             motions=list(data.get("motions", [])),
@@ -119,7 +124,7 @@ def _fullbody(residual: bool) -> TrainConfig:
         embodiment="fullbody",
         preset="fullbody-resnet" if residual else "fullbody",
         network=NetworkConfig(actor_hidden=hidden, critic_hidden=list(hidden), residual=residual, init_std=3.0),
-        ppo=PPOConfig(num_minibatches=128, anneal_lr=True, num_updates=12500, muon_weight_decay=0.0),
+        ppo=PPOConfig(num_minibatches=128, anneal_lr=True, muon_weight_decay=0.0),
         run=RunConfig(num_envs=8192, num_steps=20, iterations=12500, seed=1 if residual else 0,
                       validation_envs=100, keep_checkpoints=10),
     )
@@ -130,7 +135,7 @@ def _bimanual() -> TrainConfig:
         embodiment="bimanual",
         preset="bimanual",
         network=NetworkConfig(actor_hidden=[1024] * 4, critic_hidden=[1024] * 4, init_std=0.2),
-        ppo=PPOConfig(num_minibatches=32, anneal_lr=False, num_updates=25000, muon_weight_decay=1e-3),
+        ppo=PPOConfig(num_minibatches=32, anneal_lr=False, muon_weight_decay=1e-3),
         run=RunConfig(num_envs=8192, num_steps=10, iterations=25000, validation_envs=20, keep_checkpoints=5),
     )
 
@@ -143,7 +148,7 @@ def _cpu_demo(embodiment: str) -> TrainConfig:
     base.network.critic_hidden = [256, 256]
     base.run = dataclasses.replace(base.run, num_envs=16, iterations=40, validation_interval=20, validation_envs=4,
                                    validation_steps=50, keep_checkpoints=3)
-    base.ppo = dataclasses.replace(base.ppo, num_minibatches=4, num_updates=40)
+    base.ppo = dataclasses.replace(base.ppo, num_minibatches=4)
     return base
 
 
@@ -196,7 +201,6 @@ def resolve_config(
     if config.run.timesteps > 0:
         per_iteration = config.run.num_envs * config.run.num_steps * world_size
         config.run.iterations = max(1, math.ceil(config.run.timesteps / per_iteration))
-    config.ppo.num_updates = config.run.iterations
     check_config(config)
     return config
 
@@ -261,6 +265,8 @@ def _apply_table(config: Any, table: dict[str, Any], source: str, prefix: tuple[
 
 
 def _set(config: Any, path: list[str], value: Any, source: str) -> None:
+    if ".".join(path) in DERIVED_KEYS:
+        return
     target = config
     for part in path[:-1]:
         if not dataclasses.is_dataclass(target) or not hasattr(target, part):

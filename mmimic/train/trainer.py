@@ -35,7 +35,7 @@ from mmimic.motion import MotionLibrary
 from mmimic.ppo import PPO, ActorCritic, ReturnNormalizer, RolloutStorage
 from mmimic.rollout import Step, rollout
 from mmimic.train.clip_stats import ClipStats
-from mmimic.train.config import ConfigError, TrainConfig, check_config
+from mmimic.train.config import DERIVED_KEYS, ConfigError, TrainConfig, check_config
 from mmimic.train.logger import RunLogger
 from mmimic.train.sampling import FailureWeightedSampler
 
@@ -183,7 +183,7 @@ class Trainer:
             self.env.num_obs, self.env.num_actions, config.network.actor_hidden, config.network.critic_hidden,
             config.network.init_std, residual=config.network.residual,
         ).to(self.device)
-        self.ppo = PPO(self.actor_critic, config.ppo, self.device)
+        self.ppo = PPO(self.actor_critic, config.ppo, self.device, num_updates=run.iterations)
         self.reward_normalizer = ReturnNormalizer(run.num_envs, gamma=config.ppo.gamma).to(self.device)
         if self.world_size > 1:
             self.actor_critic.obs_normalizer.enable_all_reduce()
@@ -428,7 +428,7 @@ def check_resume(checkpoint: dict, config: TrainConfig, run_dir: Path, where: st
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"{where}: the run's {saved_path} is not readable TOML ({exc})") from None
     differences = _differences(_plain(saved), _plain(checkpoint["config"]))
-    differences = [d for d in differences if d not in ("run.iterations", "ppo.num_updates")]
+    differences = [d for d in differences if d not in ("run.iterations", *DERIVED_KEYS)]
     if differences:
         shown = ", ".join(f"{key} ({_lookup(saved, key)!r} in the run, {_lookup(checkpoint['config'], key)!r} "
                           "in the checkpoint)" for key in differences[:3])
