@@ -20,7 +20,7 @@ coordinates are reported, and unused columns (marker positions some IK files car
 plates) listed once.
 
 Joints: the coordinates in `CONVERTED_COORDINATES` map through
-`mmimic.eval.gait.COORDINATE_TO_JOINT` (name and scale). Joints coupled by the model's joint
+`mmimic.io.opensim.COORDINATE_TO_JOINT` (name and scale). Joints coupled by the model's joint
 equality constraints (knee translations and rotations, patella, the lumbar levels, shoulder
 girdle) are computed from their driving joint by the constraint's polynomial. Every other joint
 keeps its rest pose `qpos0` (the neutral value) and is listed in a warning: for the Rajagopal
@@ -42,8 +42,7 @@ from scipy.spatial.transform import Rotation
 
 from mmimic.coupling import Coupling
 from mmimic.embodiment import Embodiment
-from mmimic.eval.gait import COORDINATE_TO_JOINT
-from mmimic.io.opensim import OpenSimFormatError, OpenSimTable, read_opensim_table
+from mmimic.io.opensim import COORDINATE_TO_JOINT, OpenSimFormatError, OpenSimTable, read_opensim_table
 from mmimic.motion.clip import MotionClip, column_names, model_joints, root_problems, select_joints
 from mmimic.motion.floor import geom_bottoms
 
@@ -166,24 +165,6 @@ def lift_toes(model: mujoco.MjModel, qpos: np.ndarray, iterations: int = 30) -> 
     return changed
 
 
-def convert_opensim(
-    path: str | Path,
-    embodiment: Embodiment,
-    *,
-    start: float | None = None,
-    end: float | None = None,
-    source: str | None = None,
-    license: str = "",
-    fps: float | None = None,
-    angles: str | None = None,
-    model: str | None = None,
-) -> tuple[MotionClip, ConversionReport]:
-    """Convert an OpenSim coordinate table (.mot/.sto) to a clip for the full body; see
-    `convert_table` for the arguments, `read_opensim_table` for `angles`."""
-    table = read_opensim_table(path, strict=False, angles=angles)
-    return convert_table(table, embodiment, start=start, end=end, source=source, license=license, fps=fps, model=model)
-
-
 def detect_model(table: OpenSimTable) -> tuple[str, str]:
     """The model family whose conventions the table follows (`MODEL_SIGNS`), and why:
     Rajagopal's coupled `knee_angle_*_beta` columns, else the knee angles' sign in flexion.
@@ -207,8 +188,8 @@ def detect_model(table: OpenSimTable) -> tuple[str, str]:
     )
 
 
-def convert_table(
-    table: OpenSimTable,
+def convert_opensim(
+    table: OpenSimTable | str | Path,
     embodiment: Embodiment,
     *,
     start: float | None = None,
@@ -216,13 +197,19 @@ def convert_table(
     source: str | None = None,
     license: str = "",
     fps: float | None = None,
+    angles: str | None = None,
     model: str | None = None,
 ) -> tuple[MotionClip, ConversionReport]:
-    """Convert an OpenSim coordinate table to a clip for the full body, optionally cut to
-    [start, end] seconds and resampled to `fps` (default: the table's rate); `model` is one of
-    `OPENSIM_MODELS` (default: `detect_model`). Everything is checked before any work: the
+    """Convert an OpenSim coordinate table, or the .mot/.sto file to read it from (`angles` as for
+    `read_opensim_table`), to a clip for the full body, optionally cut to [start, end] seconds and
+    resampled to `fps` (default: the table's rate); `model` is one of `OPENSIM_MODELS` (default:
+    `detect_model`). Everything is checked before any work: the
     window, the pelvis and leg columns, the angle units, the model, NaN cells; see the module
     docstring for the mapping."""
+    if not isinstance(table, OpenSimTable):
+        table = read_opensim_table(table, strict=False, angles=angles)
+    elif angles is not None:
+        raise ValueError(f"{table.path or table.name}: angles applies to a file; the table was read already")
     path = table.path if table.path is not None else Path(table.name)
     if model is not None and model not in MODEL_SIGNS:
         raise ValueError(f"{path}: unknown --opensim-model {model!r}; choose one of {', '.join(OPENSIM_MODELS)}")

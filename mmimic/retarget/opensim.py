@@ -2,7 +2,7 @@
 retargeting source.
 
 The name-mapped joints come over directly through the motion package's converter
-(`mmimic.motion.convert_table`: legs, lumbar, elbows, the pelvis as the free root; the
+(`mmimic.motion.convert_opensim`: legs, lumbar, elbows, the pelvis as the free root; the
 model's conventions and the angle units from the file or the caller), converted at the output
 rate. The independent joints are then held inside the bounds the IK uses (`Coupling`) with the
 driven joints recomputed from them.
@@ -29,7 +29,7 @@ from mmimic.motion.convert import (
     OPENSIM_TO_MUJOCO,
     PELVIS_BODY,
     PELVIS_COORDINATES,
-    convert_table,
+    convert_opensim,
     unused_summary,
 )
 from mmimic.retarget.ik import FrameSolver, IKSettings
@@ -75,7 +75,7 @@ def read_coordinates(
         raise RetargetError(path, "no such file")
     try:
         table = read_opensim_table(path, strict=False, angles=angles)
-        clip, report = convert_table(table, embodiment, fps=fps, model=model)
+        clip, report = convert_opensim(table, embodiment, fps=fps, model=model)
         source = table.at_rate(fps)
     except ValueError as exc:  # OpenSimFormatError and the converter's errors name the file
         raise RetargetError(path, str(exc).removeprefix(f"{path}: ")) from None
