@@ -1,13 +1,14 @@
-"""Reward terms as Warp kernels, and the struct they read.
+"""Reward terms as Warp kernels.
 
 Every term is a kernel with the same signature,
 
     @wp.kernel
-    def term(state: RewardState, params: <float or a wp.struct of the term's own>, out: wp.array(dtype=float))
+    def term(state: WorldState, params: <float or a wp.struct of the term's own>, out: wp.array(dtype=float))
 
-launched with one thread per world (`world = wp.tid()`), writing one float to `out[world]`. The
-built-in DeepMimic terms below are written exactly like a user's own (docs/rewards.md) and are
-registered by `mmimic.env.rewards`. Imitation terms return exp(-scale * error) with the error of
+launched with one thread per world (`world = wp.tid()`), reading the post-step `WorldState`
+(kernels/state.py; the reference's relative site features at index 0, the current frame) and
+writing one float to `out[world]`. The built-in DeepMimic terms below are written exactly like a
+user's own (docs/rewards.md) and are registered by `mmimic.env.rewards`. Imitation terms return exp(-scale * error) with the error of
 the published system (MuscleMimic, arXiv 2603.25544); penalties return a value <= 0.
 """
 
@@ -16,38 +17,7 @@ from __future__ import annotations
 import warp as wp
 
 from mmimic.kernels.spatial import qpos_quat, quat_angle, quat_to_mat
-
-
-@wp.struct
-class RewardState:
-    """What a reward term may read: the post-step simulator state and the post-step reference frame.
-
-    Arrays are indexed [world, ...]. S mimic sites in the embodiment's order, site 0 the main
-    site; the relative features cover sites 1..S-1 (kernels/observation.py).
-    """
-
-    qpos: wp.array2d(dtype=float)  # (N, nq) simulator joint positions
-    qvel: wp.array2d(dtype=float)  # (N, nv) simulator joint velocities (free root: linear world, angular local)
-    act: wp.array2d(dtype=float)  # (N, nu) muscle activations
-    ctrl: wp.array2d(dtype=float)  # (N, nu) excitations as applied, the action clipped to [-1, 1]
-    actuator_force: wp.array2d(dtype=float)  # (N, nu) muscle forces (N, negative pulls) of the last forward pass
-    sensordata: wp.array2d(dtype=float)  # (N, nsensordata) of the last forward pass
-    site_pos: wp.array2d(dtype=wp.vec3)  # (N, S) mimic-site world positions
-    site_rpos: wp.array2d(dtype=wp.vec3)  # (N, S-1) positions relative to the main site (world frame)
-    site_rangles: wp.array2d(dtype=wp.vec3)  # (N, S-1) rotation vectors of R_0^T R_i
-    site_rvel: wp.array2d(dtype=wp.spatial_vector)  # (N, S-1) relative [angular, linear] velocities
-    ref_qpos: wp.array2d(dtype=float)  # (N, nq) reference, root x-y re-centred on the episode's start frame
-    ref_qvel: wp.array2d(dtype=float)  # (N, nv) reference
-    ref_site_pos: wp.array2d(dtype=wp.vec3)  # (N, S) reference, root x-y re-centred
-    ref_site_rpos: wp.array2d(dtype=wp.vec3)  # (N, S-1)
-    ref_site_rangles: wp.array2d(dtype=wp.vec3)  # (N, S-1)
-    ref_site_rvel: wp.array2d(dtype=wp.spatial_vector)  # (N, S-1)
-    action: wp.array2d(dtype=float)  # (N, A) the policy's action as given (non-finite actions zeroed)
-    last_action: wp.array2d(dtype=float)  # (N, A) the previous step's action, zero after a reset
-    frame: wp.array2d(dtype=wp.int32)  # (L, N) motion-library rows: [0] current frame, [k] look-ahead k
-    episode_step: wp.array(dtype=wp.int32)  # (N,) control steps taken in the episode, 1 on the first
-    root_qpos_adr: int  # qpos address of the free root joint (x y z qw qx qy qz); -1 for a fixed base
-    root_qvel_adr: int  # qvel address of the free root joint (vx vy vz world, wx wy wz local); -1 if none
+from mmimic.kernels.state import WorldState
 
 
 @wp.func
@@ -83,7 +53,7 @@ def root_local_velocity(qpos: wp.array2d(dtype=float), qvel: wp.array2d(dtype=fl
 
 
 @wp.kernel
-def qpos_reward(state: RewardState, params: float, out: wp.array(dtype=float)):
+def qpos_reward(state: WorldState, params: float, out: wp.array(dtype=float)):
     """exp(-scale * (mean squared error of non-quaternion qpos + root-quaternion angle in rad))."""
     world = wp.tid()
     root = state.root_qpos_adr
@@ -101,7 +71,7 @@ def qpos_reward(state: RewardState, params: float, out: wp.array(dtype=float)):
 
 
 @wp.kernel
-def qvel_reward(state: RewardState, params: float, out: wp.array(dtype=float)):
+def qvel_reward(state: WorldState, params: float, out: wp.array(dtype=float)):
     """exp(-scale * mean squared error of all qvel)."""
     world = wp.tid()
     total = float(0.0)
@@ -112,7 +82,7 @@ def qvel_reward(state: RewardState, params: float, out: wp.array(dtype=float)):
 
 
 @wp.kernel
-def root_pos_reward(state: RewardState, params: float, out: wp.array(dtype=float)):
+def root_pos_reward(state: WorldState, params: float, out: wp.array(dtype=float)):
     """exp(-scale * mean squared error of the root position); 0 for a fixed base."""
     world = wp.tid()
     root = state.root_qpos_adr
@@ -127,7 +97,7 @@ def root_pos_reward(state: RewardState, params: float, out: wp.array(dtype=float
 
 
 @wp.kernel
-def root_vel_reward(state: RewardState, params: float, out: wp.array(dtype=float)):
+def root_vel_reward(state: WorldState, params: float, out: wp.array(dtype=float)):
     """exp(-scale * mean squared error of the root's linear and angular velocity in its own frame); 0 for a fixed base."""
     world = wp.tid()
     qadr = state.root_qpos_adr
@@ -143,35 +113,35 @@ def root_vel_reward(state: RewardState, params: float, out: wp.array(dtype=float
 
 
 @wp.kernel
-def rpos_reward(state: RewardState, params: float, out: wp.array(dtype=float)):
+def rpos_reward(state: WorldState, params: float, out: wp.array(dtype=float)):
     """exp(-scale * mean squared error of the relative site positions)."""
     world = wp.tid()
-    out[world] = wp.exp(-params * mean_squared_vec3(state.site_rpos, state.ref_site_rpos, world))
+    out[world] = wp.exp(-params * mean_squared_vec3(state.site_rpos, state.ref_site_rpos[0], world))
 
 
 @wp.kernel
-def rquat_reward(state: RewardState, params: float, out: wp.array(dtype=float)):
+def rquat_reward(state: WorldState, params: float, out: wp.array(dtype=float)):
     """exp(-scale * mean squared error of the relative site rotation vectors)."""
     world = wp.tid()
-    out[world] = wp.exp(-params * mean_squared_vec3(state.site_rangles, state.ref_site_rangles, world))
+    out[world] = wp.exp(-params * mean_squared_vec3(state.site_rangles, state.ref_site_rangles[0], world))
 
 
 @wp.kernel
-def rvel_rot_reward(state: RewardState, params: float, out: wp.array(dtype=float)):
+def rvel_rot_reward(state: WorldState, params: float, out: wp.array(dtype=float)):
     """exp(-scale * mean squared error of the angular part of the relative site velocities)."""
     world = wp.tid()
-    out[world] = wp.exp(-params * mean_squared_rvel(state.site_rvel, state.ref_site_rvel, world, 0))
+    out[world] = wp.exp(-params * mean_squared_rvel(state.site_rvel, state.ref_site_rvel[0], world, 0))
 
 
 @wp.kernel
-def rvel_lin_reward(state: RewardState, params: float, out: wp.array(dtype=float)):
+def rvel_lin_reward(state: WorldState, params: float, out: wp.array(dtype=float)):
     """exp(-scale * mean squared error of the linear part of the relative site velocities)."""
     world = wp.tid()
-    out[world] = wp.exp(-params * mean_squared_rvel(state.site_rvel, state.ref_site_rvel, world, 1))
+    out[world] = wp.exp(-params * mean_squared_rvel(state.site_rvel, state.ref_site_rvel[0], world, 1))
 
 
 @wp.kernel
-def action_out_of_bounds_penalty(state: RewardState, params: float, out: wp.array(dtype=float)):
+def action_out_of_bounds_penalty(state: WorldState, params: float, out: wp.array(dtype=float)):
     """-mean over actions of the squared excess beyond [-bound, bound] (params = bound)."""
     world = wp.tid()
     total = float(0.0)
@@ -183,7 +153,7 @@ def action_out_of_bounds_penalty(state: RewardState, params: float, out: wp.arra
 
 
 @wp.kernel
-def action_rate_penalty(state: RewardState, params: float, out: wp.array(dtype=float)):
+def action_rate_penalty(state: WorldState, params: float, out: wp.array(dtype=float)):
     """-scale * sum of squared changes of the action since the last step."""
     world = wp.tid()
     total = float(0.0)
@@ -194,7 +164,7 @@ def action_rate_penalty(state: RewardState, params: float, out: wp.array(dtype=f
 
 
 @wp.kernel
-def activation_energy_penalty(state: RewardState, params: float, out: wp.array(dtype=float)):
+def activation_energy_penalty(state: WorldState, params: float, out: wp.array(dtype=float)):
     """-scale * mean squared muscle activation."""
     world = wp.tid()
     total = float(0.0)
@@ -206,10 +176,13 @@ def activation_energy_penalty(state: RewardState, params: float, out: wp.array(d
 
 @wp.kernel
 def combine_rewards(
+    # Model (per active term; the configuration's floor):
     weights: wp.array(dtype=float),
     is_penalty: wp.array(dtype=wp.int32),
     penalty_floor: float,
+    # Data in and out (a non-finite term becomes 0):
     terms: wp.array2d(dtype=float),
+    # Data out:
     reward: wp.array(dtype=float),
 ):
     """reward = max(sum of weighted imitation terms + max(sum of weighted penalties, floor), 0).

@@ -1,4 +1,4 @@
-"""Action intake, episode termination and per-episode bookkeeping.
+"""Episode termination: absorbing ends and truncation, read from the `WorldState` (kernels/state.py).
 
 Termination (MuscleMimic, arXiv 2603.25544), on the post-step state and reference frame:
 absorbing when the mean relative-site deviation (or, in "world" mode, the mean world-site
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import warp as wp
 
-from mmimic.kernels.reward import RewardState
 from mmimic.kernels.spatial import qpos_quat, quat_angle
+from mmimic.kernels.state import WorldState
 
 
 @wp.struct
@@ -26,33 +26,6 @@ class TerminationParams:
     horizon: int  # control steps
 
 
-@wp.kernel
-def flag_nonfinite_actions(actions: wp.array2d(dtype=float), nonfinite: wp.array(dtype=wp.bool)):
-    """nonfinite[world] = True if any action of the world is NaN or infinite."""
-    world = wp.tid()
-    bad = bool(False)
-    for j in range(actions.shape[1]):
-        if not wp.isfinite(actions[world, j]):
-            bad = True
-    nonfinite[world] = bad
-
-
-@wp.kernel
-def write_controls(
-    actions: wp.array2d(dtype=float),
-    nonfinite: wp.array(dtype=wp.bool),
-    action: wp.array2d(dtype=float),
-    ctrl: wp.array2d(dtype=float),
-):
-    """Keep the action (zeroed for a world with a non-finite action) and write ctrl = clip(action, -1, 1)."""
-    world, j = wp.tid()
-    a = actions[world, j]
-    if nonfinite[world]:
-        a = 0.0
-    action[world, j] = a
-    ctrl[world, j] = wp.clamp(a, -1.0, 1.0)
-
-
 @wp.func
 def mean_distance(a: wp.array2d(dtype=wp.vec3), b: wp.array2d(dtype=wp.vec3), world: int) -> float:
     total = float(0.0)
@@ -63,13 +36,12 @@ def mean_distance(a: wp.array2d(dtype=wp.vec3), b: wp.array2d(dtype=wp.vec3), wo
 
 @wp.kernel
 def terminate(
-    state: RewardState,
+    # Model:
     params: TerminationParams,
-    clip: wp.array(dtype=wp.int32),
-    clip_step: wp.array(dtype=wp.int32),
-    clip_length: wp.array(dtype=wp.int32),
-    nonfinite_action: wp.array(dtype=wp.bool),
+    # Data in:
+    state: WorldState,
     nonfinite_obs: wp.array(dtype=wp.bool),
+    # Data out:
     terminated: wp.array(dtype=wp.bool),
     truncated: wp.array(dtype=wp.bool),
 ):
@@ -79,44 +51,14 @@ def terminate(
     if params.world_sites != 0:
         deviation = mean_distance(state.site_pos, state.ref_site_pos, world)
     else:
-        deviation = mean_distance(state.site_rpos, state.ref_site_rpos, world)
+        deviation = mean_distance(state.site_rpos, state.ref_site_rpos[0], world)
     absorbing = deviation > params.site_deviation
     root = state.root_qpos_adr
     if root >= 0:
         absorbing = absorbing or wp.length(state.site_pos[world, 0] - state.ref_site_pos[world, 0]) > params.root_deviation
         angle = quat_angle(qpos_quat(state.qpos, world, root + 3), qpos_quat(state.ref_qpos, world, root + 3))
         absorbing = absorbing or angle > params.root_angle
-    absorbing = absorbing or nonfinite_action[world] or nonfinite_obs[world]
-    ended = state.episode_step[world] >= params.horizon or clip_step[world] >= clip_length[clip[world]] - 1
+    absorbing = absorbing or state.nonfinite_action[world] or nonfinite_obs[world]
+    ended = state.episode_step[world] >= params.horizon or state.clip_step[world] >= state.clip_length[state.clip[world]] - 1
     terminated[world] = absorbing
     truncated[world] = ended and not absorbing
-
-
-@wp.kernel
-def finish_step(
-    reward: wp.array(dtype=float),
-    terminated: wp.array(dtype=wp.bool),
-    truncated: wp.array(dtype=wp.bool),
-    episode_step: wp.array(dtype=wp.int32),
-    action: wp.array2d(dtype=float),
-    done: wp.array(dtype=wp.bool),
-    episode_return: wp.array(dtype=float),
-    finished_return: wp.array(dtype=float),
-    finished_length: wp.array(dtype=wp.int32),
-    last_action: wp.array2d(dtype=float),
-    done_count: wp.array(dtype=wp.int32),
-):
-    """done = terminated or truncated; accumulate the return; report finished episodes; remember the action."""
-    world = wp.tid()
-    finished = terminated[world] or truncated[world]
-    done[world] = finished
-    total = episode_return[world] + reward[world]
-    episode_return[world] = total
-    finished_return[world] = 0.0
-    finished_length[world] = 0
-    if finished:
-        finished_return[world] = total
-        finished_length[world] = episode_step[world]
-        wp.atomic_add(done_count, 0, 1)
-    for j in range(action.shape[1]):
-        last_action[world, j] = action[world, j]

@@ -141,7 +141,7 @@ def test_user_reward_module_from_the_command_line(fullbody, tmp_path, new_terms_
 
 
 @wp.kernel
-def bad_values(state: rewards.RewardState, params: float, out: wp.array(dtype=float)):
+def bad_values(state: rewards.WorldState, params: float, out: wp.array(dtype=float)):
     world = wp.tid()
     out[world] = -params
     if world == 0:
@@ -175,15 +175,15 @@ def test_reward_argument_errors(tmp_path, new_terms_unregistered) -> None:
         mmimic.apply_reward_args([broken], [])
     wrong = write(tmp_path, "wrong.py", """
         import warp as wp
-        from mmimic.env.rewards import RewardState, register
+        from mmimic.env.rewards import WorldState, register
 
         @wp.kernel
-        def two_arguments(state: RewardState, out: wp.array(dtype=float)):
+        def two_arguments(state: WorldState, out: wp.array(dtype=float)):
             out[wp.tid()] = 1.0
 
         register("two_arguments", two_arguments)
     """)
-    with pytest.raises(rewards.RewardError, match=r"wrong\.py: .*two_arguments.*wrong signature; expected \(state: RewardState"):
+    with pytest.raises(rewards.RewardError, match=r"wrong\.py: .*two_arguments.*wrong signature; expected \(state: WorldState"):
         mmimic.apply_reward_args([wrong], [])
     with pytest.raises(rewards.RewardError, match="unknown reward term 'nosuch'; known: .*qpos"):
         mmimic.apply_reward_args([], ["nosuch=1"])
@@ -194,7 +194,7 @@ def test_reward_argument_errors(tmp_path, new_terms_unregistered) -> None:
 
 
 @wp.kernel
-def two_dimensional_out(state: rewards.RewardState, params: float, out: wp.array2d(dtype=float)):
+def two_dimensional_out(state: rewards.WorldState, params: float, out: wp.array2d(dtype=float)):
     out[wp.tid(), 0] = params
 
 

@@ -22,6 +22,10 @@ def test_start_at_puts_worlds_on_the_chosen_frames(fullbody: mmimic.Embodiment) 
     expected[:, :2] = 0.0  # the root's x-y is re-centred on the start frame
     assert torch.equal(env.sim.qpos, expected) and torch.all(env.sim.act == 0)
     assert torch.equal(env.clip_step.long(), steps) and torch.equal(env.root_offset, offset)
+    # The current reference is the start frame, re-centred the same way (env.ref_qpos, env.ref_site_pos).
+    shift = torch.cat([offset, torch.zeros(2, 1)], 1)[:, None]
+    assert torch.equal(env.ref_qpos, expected)
+    assert torch.equal(env.ref_site_pos, library.site_xpos[library.clip_start[0] + steps] - shift)
     # The next step tracks the following frame: the first world's reward is near its maximum.
     _, reward, done, _ = env.step(torch.zeros(2, fullbody.num_muscles))
     assert not done.any() and reward.min() > 0.5

@@ -5,7 +5,7 @@ from mmimic.env.config import EnvConfig
 from mmimic.env.env import ImitationEnv
 from mmimic.env.layout import ObsLayout, build_layout
 from mmimic.env.reference import MotionSource
-from mmimic.env.rewards import RewardError, RewardState, apply_reward_args
+from mmimic.env.rewards import RewardError, WorldState, apply_reward_args
 
 __all__ = [
     "EnvConfig",
@@ -13,7 +13,7 @@ __all__ = [
     "MotionSource",
     "ObsLayout",
     "RewardError",
-    "RewardState",
+    "WorldState",
     "apply_reward_args",
     "build_layout",
     "rewards",

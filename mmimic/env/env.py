@@ -41,10 +41,12 @@ import torch
 import warp as wp
 
 from mmimic.embodiment import Embodiment
+from mmimic.env.buffers import EnvBuffers
 from mmimic.env.config import EnvConfig
-from mmimic.env.layout import ObsLayout, build_layout
+from mmimic.env.layout import build_layout
 from mmimic.env.reference import MotionSource, reference_arrays
 from mmimic.env.rewards import registered
+from mmimic.kernels import actions as action_kernels
 from mmimic.kernels import observation as obs_kernels
 from mmimic.kernels import reset as reset_kernels
 from mmimic.kernels import reward as reward_kernels
@@ -109,13 +111,12 @@ class ImitationEnv:
         with wp.ScopedDevice(self.device):
             # Resets run inside a conditional graph node when some world finished (always when eager).
             self._conditional = self.config.capture and (wp.get_device().is_cpu or wp.is_conditional_graph_supported())
-            self._allocate(layout)
-            self._bind_structs()
+            self._buf = EnvBuffers(self.sim, self.reference, self.config, layout, self.terms, (self.root_qpos_adr, self.root_qvel_adr))
             with self._scope():
                 # One eager pass loads every kernel module (no module loads inside a GPU capture), then
                 # the first episodes start.
                 self._control_step()
-                self._reset_worlds(self._all)
+                self._reset_worlds(self._buf.all)
             self._graphs = self._capture() if self.config.capture else None
         self._make_views()
 
@@ -124,7 +125,7 @@ class ImitationEnv:
     def reset(self) -> torch.Tensor:
         """Start a new episode in every world; returns the observation buffer (N, num_obs)."""
         with wp.ScopedDevice(self.device), self._scope():
-            self._run("reset", lambda: self._reset_worlds(self._all))
+            self._run("reset", lambda: self._reset_worlds(self._buf.all))
         return self.obs
 
     def start_at(self, clip_ids: torch.Tensor, start_steps: torch.Tensor | None = None) -> torch.Tensor:
@@ -143,18 +144,12 @@ class ImitationEnv:
         if bool(((ids < 0) | (ids >= lengths.numel())).any()) or bool(((steps < 0) | (steps >= lengths[ids.clamp(0, lengths.numel() - 1)])).any()):
             raise ValueError("clip_ids must name clips of the motion library and start_steps frames within them")
         self.reset()  # fresh episode bookkeeping in every world
-        frames = wp.to_torch(self.reference.clip_start).to(torch.int64)[ids] + steps
-        qpos = wp.to_torch(self.reference.qpos)[frames].clone()
-        qvel = wp.to_torch(self.reference.qvel)[frames].clone()
-        self.clip.copy_(ids.to(self.clip.dtype))
-        self.clip_step.copy_(steps.to(self.clip_step.dtype))
-        root = self.root_qpos_adr
-        if root >= 0:
-            self.root_offset.copy_(qpos[:, root : root + 2])
-            qpos[:, root : root + 2] = 0.0
+        b, clips, starts = self._buf, ids.to(torch.int32), steps.to(torch.int32)
         with wp.ScopedDevice(self.device), self._scope():
-            self.sim.reset(torch.ones(n, dtype=torch.bool, device=self.torch_device), qpos, qvel)
-            self._observe(self._all, advance=0)
+            wp.launch(reset_kernels.start_episodes, dim=n, inputs=[wp.from_torch(clips), wp.from_torch(starts), b.state],
+                      outputs=[b.episode_return, b.qpos_target, b.qvel_target])
+            self.sim.launch_reset(b.all, b.qpos_target, b.qvel_target)
+            self._first_observation(b.all)
         return self.obs
 
     def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
@@ -165,7 +160,7 @@ class ImitationEnv:
         """
         check_controls(actions, "actions", True, (self.num_envs, self.num_actions), "num_actions", "the environment", self.torch_device)
         with wp.ScopedDevice(self.device), self._scope():
-            self._actions_in_t.copy_(actions)
+            self._actions.copy_(actions)
             self._run("step", self._control_step)
         return self.obs, self.reward, self.done, self.info
 
@@ -188,110 +183,23 @@ class ImitationEnv:
         """Names of the phases replayed as captured Warp graphs (empty when capture is off)."""
         return sorted(self._graphs or {})
 
-    # ------------------------------------------------------------------------------- buffers
-
-    def _allocate(self, layout: ObsLayout) -> None:
-        n, a = self.num_envs, self.num_actions
-        m = self.embodiment.mj_model
-        sites = len(self.embodiment.mimic_sites)
-        rel, look = sites - 1, self.config.lookahead
-        z = wp.zeros
-        self._all = wp.ones(n, dtype=wp.bool)
-        self._actions_in = z((n, a), dtype=float)
-        self._action = z((n, a), dtype=float)
-        self._last_action = z((n, a), dtype=float)
-        self._nan_actions = z(n, dtype=wp.bool)
-        self._nan_obs = z(n, dtype=wp.bool)
-        self._clip = z(n, dtype=wp.int32)
-        self._clip_step = z(n, dtype=wp.int32)
-        self._episode_step = z(n, dtype=wp.int32)
-        self._root_offset = z(n, dtype=wp.vec2)
-        self._frames = z((look, n), dtype=wp.int32)
-        self._ref_qpos = z((n, m.nq), dtype=float)
-        self._ref_qvel = z((n, m.nv), dtype=float)
-        self._site_pos = z((n, sites), dtype=wp.vec3)
-        self._site_rpos = z((n, rel), dtype=wp.vec3)
-        self._site_rangles = z((n, rel), dtype=wp.vec3)
-        self._site_rvel = z((n, rel), dtype=wp.spatial_vector)
-        self._ref_site_pos = z((n, sites), dtype=wp.vec3)
-        self._ref_rpos = z((look, n, rel), dtype=wp.vec3)
-        self._ref_rangles = z((look, n, rel), dtype=wp.vec3)
-        self._ref_rvel = z((look, n, rel), dtype=wp.spatial_vector)
-        self._obs = z((n, layout.size), dtype=float)
-        self._obs_source = wp.array(layout.source, dtype=wp.int32)
-        self._obs_lookahead = wp.array(layout.lookahead, dtype=wp.int32)
-        self._obs_index = wp.array(layout.index, dtype=wp.int32)
-        self._terms = z((len(self.terms), n), dtype=float)
-        self._weights = wp.array([self.reward_weights[t.name] for t in self.terms], dtype=float)
-        self._is_penalty = wp.array([int(t.penalty) for t in self.terms], dtype=wp.int32)
-        self._reward = z(n, dtype=float)
-        self._terminated = z(n, dtype=wp.bool)
-        self._truncated = z(n, dtype=wp.bool)
-        self._done = z(n, dtype=wp.bool)
-        self._episode_return = z(n, dtype=float)
-        self._finished_return = z(n, dtype=float)
-        self._finished_length = z(n, dtype=wp.int32)
-        self._done_count = z(1, dtype=wp.int32)
-        seeds = np.random.default_rng(self.config.seed).integers(0, 2**32, size=n, dtype=np.uint64)
-        self._rng = wp.array(seeds.astype(np.uint32), dtype=wp.uint32)
-        self._qpos_target = z((n, m.nq), dtype=float)
-        self._qvel_target = z((n, m.nv), dtype=float)
-
-    def _bind_structs(self) -> None:
-        d = self.sim.data
-        s = reward_kernels.RewardState()
-        s.qpos, s.qvel, s.act, s.ctrl = d.qpos, d.qvel, d.act, d.ctrl
-        s.actuator_force, s.sensordata = d.actuator_force, d.sensordata
-        s.site_pos, s.site_rpos, s.site_rangles, s.site_rvel = self._site_pos, self._site_rpos, self._site_rangles, self._site_rvel
-        s.ref_qpos, s.ref_qvel, s.ref_site_pos = self._ref_qpos, self._ref_qvel, self._ref_site_pos
-        s.ref_site_rpos, s.ref_site_rangles, s.ref_site_rvel = self._ref_rpos[0], self._ref_rangles[0], self._ref_rvel[0]
-        s.action, s.last_action = self._action, self._last_action
-        s.frame, s.episode_step = self._frames, self._episode_step
-        s.root_qpos_adr, s.root_qvel_adr = self.root_qpos_adr, self.root_qvel_adr
-        self._state = s
-
-        src = obs_kernels.ObsSources()
-        src.qpos, src.qvel, src.ctrl, src.act, src.sensordata = d.qpos, d.qvel, d.ctrl, d.act, d.sensordata
-        src.actuator_length, src.actuator_velocity, src.actuator_force = d.actuator_length, d.actuator_velocity, d.actuator_force
-        src.site_rpos, src.site_rangles, src.site_rvel = self._site_rpos, self._site_rangles, self._site_rvel
-        src.ref_rpos, src.ref_rangles, src.ref_rvel = self._ref_rpos, self._ref_rangles, self._ref_rvel
-        src.frames, src.root_offset = self._frames, self._root_offset
-        src.lib_qpos, src.lib_qvel = self.reference.qpos, self.reference.qvel
-        src.clip, src.clip_step, src.clip_length = self._clip, self._clip_step, self.reference.clip_length
-        src.root_qpos_adr = self.root_qpos_adr
-        self._sources = src
-
-        c = self.config
-        p = term_kernels.TerminationParams()
-        p.site_deviation, p.world_sites = c.site_deviation, int(bool(c.site_deviation_world))
-        p.root_deviation, p.root_angle, p.horizon = c.root_deviation, c.root_angle, c.horizon
-        self._termination = p
-
-        e = self.embodiment
-        self._site_ids = wp.array(e.mimic_site_ids, dtype=wp.int32)
-        self._body_ids = wp.array(e.mimic_body_ids, dtype=wp.int32)
+    # ---------------------------------------------------------------------------------- views
 
     def _make_views(self) -> None:
-        t = wp.to_torch
-        self._actions_in_t = t(self._actions_in)
-        self.obs = t(self._obs)
-        self.reward = t(self._reward)
-        self.done = t(self._done)
-        self.clip = t(self._clip)
-        self.clip_step = t(self._clip_step)
-        self.frame = t(self._frames)[0]
-        self.root_offset = t(self._root_offset)
-        self.ref_qpos = t(self._ref_qpos)
-        self.ref_site_pos = t(self._ref_site_pos)
-        terms = t(self._terms)
+        t, b, s = wp.to_torch, self._buf, self._buf.state
+        self._actions = t(b.actions)
+        self.obs, self.reward, self.done = t(b.obs), t(b.reward), t(b.done)
+        self.clip, self.clip_step, self.frame, self.root_offset = t(s.clip), t(s.clip_step), t(s.frame)[0], t(s.root_offset)
+        self.ref_qpos, self.ref_site_pos = t(s.ref_qpos), t(s.ref_site_pos)
+        terms = t(b.terms)
         self.info = {
-            "terminated": t(self._terminated),
-            "truncated": t(self._truncated),
-            "nan_actions": t(self._nan_actions),
-            "nan_obs": t(self._nan_obs),
+            "terminated": t(b.terminated),
+            "truncated": t(b.truncated),
+            "nan_actions": t(s.nonfinite_action),
+            "nan_obs": t(b.nonfinite_obs),
             "reward_terms": {term.name: terms[i] for i, term in enumerate(self.terms)},
-            "episode_return": t(self._finished_return),
-            "episode_length": t(self._finished_length),
+            "episode_return": t(b.finished_return),
+            "episode_length": t(b.finished_length),
         }
 
     # ----------------------------------------------------------------------------- the phases
@@ -302,48 +210,30 @@ class ImitationEnv:
         self._evaluate()
 
     def _intake(self) -> None:
-        n, a = self.num_envs, self.num_actions
-        wp.launch(term_kernels.flag_nonfinite_actions, dim=n, inputs=[self._actions_in], outputs=[self._nan_actions])
-        wp.launch(
-            term_kernels.write_controls,
-            dim=(n, a),
-            inputs=[self._actions_in, self._nan_actions],
-            outputs=[self._action, self.sim.data.ctrl],
-        )
+        n, a, b = self.num_envs, self.num_actions, self._buf
+        s = b.state
+        wp.launch(action_kernels.flag_nonfinite_actions, dim=n, inputs=[b.actions], outputs=[s.nonfinite_action])
+        wp.launch(action_kernels.write_controls, dim=(n, a), inputs=[b.actions, s.nonfinite_action], outputs=[s.action, s.ctrl])
 
     def _evaluate(self) -> None:
-        n = self.num_envs
+        n, b = self.num_envs, self._buf
+        s = b.state
         self._refresh_derived()
-        self._nan_obs.zero_()
-        self._observe(self._all, advance=1)
-        wp.launch(
-            term_kernels.terminate,
-            dim=n,
-            inputs=[self._state, self._termination, self._clip, self._clip_step, self.reference.clip_length,
-                    self._nan_actions, self._nan_obs],
-            outputs=[self._terminated, self._truncated],
-        )
+        b.nonfinite_obs.zero_()
+        self._observe(self._buf.all, advance=1)
+        wp.launch(term_kernels.terminate, dim=n, inputs=[b.termination, s, b.nonfinite_obs], outputs=[b.terminated, b.truncated])
         for i, term in enumerate(self.terms):
-            wp.launch(term.kernel, dim=n, inputs=[self._state, term.params, self._terms[i]])
-        wp.launch(
-            reward_kernels.combine_rewards,
-            dim=n,
-            inputs=[self._weights, self._is_penalty, self.config.penalty_floor],
-            outputs=[self._terms, self._reward],
-        )
-        self._done_count.zero_()
-        wp.launch(
-            term_kernels.finish_step,
-            dim=n,
-            inputs=[self._reward, self._terminated, self._truncated, self._episode_step, self._action],
-            outputs=[self._done, self._episode_return, self._finished_return, self._finished_length,
-                     self._last_action, self._done_count],
-        )
+            wp.launch(term.kernel, dim=n, inputs=[s, term.params, b.terms[i]])
+        wp.launch(reward_kernels.combine_rewards, dim=n, inputs=[b.weights, b.is_penalty, self.config.penalty_floor],
+                  outputs=[b.terms, b.reward])
+        b.done_count.zero_()
+        wp.launch(reset_kernels.finish_step, dim=n, inputs=[b.reward, b.terminated, b.truncated, s],
+                  outputs=[b.done, b.episode_return, b.finished_return, b.finished_length, b.done_count])
         if self._conditional:
-            wp.capture_if(self._done_count, on_true=lambda: self._restart(self._done))
+            wp.capture_if(b.done_count, on_true=lambda: self._restart(b.done))
         else:
-            self._restart(self._done)
-        self._first_observation(self._done)
+            self._restart(b.done)
+        self._first_observation(b.done)
 
     def _refresh_derived(self) -> None:
         m, d = self.sim.model, self.sim.data
@@ -356,34 +246,13 @@ class ImitationEnv:
 
     def _observe(self, mask: wp.array, advance: int) -> None:
         """Reference frames, site features and the observation of the worlds in `mask`."""
-        n, ref, d = self.num_envs, self.reference, self.sim.data
-        sites = len(self.embodiment.mimic_sites)
-        wp.launch(
-            obs_kernels.reference_frames,
-            dim=n,
-            inputs=[mask, advance, self.config.stride, self._clip, ref.clip_start, ref.clip_length, self._root_offset,
-                    self.root_qpos_adr, ref.qpos, ref.qvel],
-            outputs=[self._clip_step, self._episode_step, self._frames, self._ref_qpos, self._ref_qvel],
-        )
-        wp.launch(
-            obs_kernels.sim_site_features,
-            dim=(n, sites),
-            inputs=[mask, self._site_ids, self._body_ids, self.embodiment.root_body_id, d.site_xpos, d.site_xmat,
-                    d.cvel, d.subtree_com],
-            outputs=[self._site_pos, self._site_rpos, self._site_rangles, self._site_rvel],
-        )
-        wp.launch(
-            obs_kernels.ref_site_features,
-            dim=(self.config.lookahead, n, sites),
-            inputs=[mask, self._frames, self._root_offset, ref.site_xpos, ref.site_xmat, ref.site_vel],
-            outputs=[self._ref_site_pos, self._ref_rpos, self._ref_rangles, self._ref_rvel],
-        )
-        wp.launch(
-            obs_kernels.gather_observation,
-            dim=(n, self.num_obs),
-            inputs=[mask, self._obs_source, self._obs_lookahead, self._obs_index, self._sources],
-            outputs=[self._obs, self._nan_obs],
-        )
+        n, b = self.num_envs, self._buf
+        s, sites = b.state, len(self.embodiment.mimic_sites)
+        wp.launch(obs_kernels.advance_reference, dim=n, inputs=[mask, advance, self.config.stride, s])
+        wp.launch(obs_kernels.sim_site_features, dim=(n, sites), inputs=[mask, s])
+        wp.launch(obs_kernels.ref_site_features, dim=(self.config.lookahead, n, sites), inputs=[mask, s])
+        wp.launch(obs_kernels.gather_observation, dim=(n, self.num_obs),
+                  inputs=[b.obs_source, b.obs_lookahead, b.obs_index, mask, s], outputs=[b.obs, b.nonfinite_obs])
 
     def _reset_worlds(self, mask: wp.array) -> None:
         """Reference-state initialisation of the worlds in `mask` and their first observation."""
@@ -392,15 +261,10 @@ class ImitationEnv:
 
     def _restart(self, mask: wp.array) -> None:
         """Draw a start frame for the worlds in `mask` and set their state to it: kernels only (legal in a conditional body)."""
-        ref = self.reference
-        wp.launch(
-            reset_kernels.sample_reference_starts,
-            dim=self.num_envs,
-            inputs=[mask, ref.clip_cdf, ref.clip_start, ref.clip_length, ref.qpos, ref.qvel, self.root_qpos_adr],
-            outputs=[self._rng, self._clip, self._clip_step, self._root_offset, self._episode_step,
-                     self._episode_return, self._last_action, self._qpos_target, self._qvel_target],
-        )
-        self.sim.launch_reset(mask, self._qpos_target, self._qvel_target)
+        b = self._buf
+        wp.launch(reset_kernels.draw_episodes, dim=self.num_envs, inputs=[mask, b.state],
+                  outputs=[b.rng, b.episode_return, b.qpos_target, b.qvel_target])
+        self.sim.launch_reset(mask, b.qpos_target, b.qvel_target)
 
     def _first_observation(self, mask: wp.array) -> None:
         """A forward pass of every world (never inside a conditional body: it allocates), then the observation of `mask`."""
@@ -411,7 +275,7 @@ class ImitationEnv:
 
     def _capture(self) -> dict:
         graphs = {}
-        for name, phase in (("step", self._control_step), ("reset", lambda: self._reset_worlds(self._all))):
+        for name, phase in (("step", self._control_step), ("reset", lambda: self._reset_worlds(self._buf.all))):
             with wp.ScopedCapture() as capture:
                 phase()
             graphs[name] = capture.graph

@@ -1,6 +1,6 @@
 """The reward-term registry: built-in DeepMimic terms and users' own Warp kernels, by name.
 
-A term is a Warp kernel `(state: RewardState, params, out: wp.array(dtype=float))` where
+A term is a Warp kernel `(state: WorldState, params, out: wp.array(dtype=float))` where
 `params` is a float or an instance of a `wp.struct` of the term's own. `register` checks the
 signature and builds `params` from keyword arguments. The registry holds no weights: those are
 `EnvConfig.reward_weights` (per-body presets in `mmimic.env.config`), so environments in one
@@ -26,9 +26,9 @@ from typing import Any
 import warp as wp
 
 from mmimic.kernels import reward as kernels
-from mmimic.kernels.reward import RewardState
+from mmimic.kernels.state import WorldState
 
-SIGNATURE = "(state: RewardState, params: float | <a wp.struct>, out: wp.array(dtype=float))"
+SIGNATURE = "(state: WorldState, params: float | <a wp.struct>, out: wp.array(dtype=float))"
 
 
 class RewardError(ValueError):
@@ -127,8 +127,8 @@ def _check_signature(name: str, kernel: Any) -> Any:
     out = args[2].type if len(args) == 3 else None
     if (
         len(args) != 3
-        or args[0].type is not RewardState
-        or not (args[1].type is wp.float32 or isinstance(args[1].type, type(RewardState)))
+        or args[0].type is not WorldState
+        or not (args[1].type is wp.float32 or isinstance(args[1].type, type(WorldState)))
         or not (wp.types.is_array(out) and out.ndim == 1 and out.dtype is wp.float32)
     ):
         raise RewardError(f"reward term {name!r}: kernel {kernel.key}({found}) has the wrong signature; expected {SIGNATURE}")
@@ -166,8 +166,8 @@ register("activation_energy", kernels.activation_energy_penalty, penalty=True, s
 
 __all__ = [
     "RewardError",
-    "RewardState",
     "RewardTerm",
+    "WorldState",
     "apply_reward_args",
     "load_reward_module",
     "register",
