@@ -8,9 +8,6 @@ every block), the embodiment's name and model hash, and free ``extra`` data.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 import zipfile
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -20,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mmimic.io.atomic import atomic_write
 from mmimic.ppo.networks import ActorCritic, Policy
 from mmimic.ppo.normalizer import ReturnNormalizer
 from mmimic.ppo.optim import HybridOptimizer
@@ -65,31 +63,6 @@ def _check_plain(value: Any, where: str) -> None:
             f"{where} is a {type(value).__module__}.{type(value).__qualname__}; a checkpoint holds only "
             "dicts, lists, tuples, str, int, float, bool, None and tensors"
         )
-
-
-def _write_atomic(payload: dict, path: Path) -> None:
-    """torch.save to a temporary file in the same directory, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.filename is None and exc.strerror:  # e.g. a full disk: name the file
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
-        raise
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def save_checkpoint(
@@ -139,7 +112,8 @@ def save_checkpoint(
     bad = nonfinite_weights(actor_critic)
     if bad:
         raise ValueError(f"{path}: refusing to write a checkpoint with non-finite weights ({', '.join(bad)})")
-    _write_atomic(payload, path)
+    with atomic_write(path) as f:
+        torch.save(payload, f)
     return path
 
 

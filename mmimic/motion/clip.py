@@ -19,8 +19,6 @@ are filled with the rest pose `qpos0`. Any other missing joint refuses the clip.
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 import tomllib
 import zipfile
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ import mujoco
 import numpy as np
 
 from mmimic.embodiment import Embodiment
+from mmimic.io.atomic import atomic_write
 
 QUAT_TOLERANCE = 1e-3
 """A stored quaternion whose norm differs from 1 by more than this refuses the clip; within it
@@ -164,16 +163,8 @@ def write_clip(path: str | Path, clip: MotionClip, compressed: bool = False) -> 
     }
     if clip.qvel is not None:
         fields["qvel"] = np.ascontiguousarray(clip.qvel, dtype=np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            (np.savez_compressed if compressed else np.savez)(f, **fields)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        (np.savez_compressed if compressed else np.savez)(f, **fields)
 
 
 def read_clip(path: str | Path) -> MotionClip:

@@ -14,14 +14,13 @@ sha1 = "0123...cdef"          # that file's SHA-1, 40 hex digits (optional)
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmimic.io.atomic import atomic_write
 from mmimic.motion.clip import MotionError
 
 MANIFEST = "manifest.toml"
@@ -112,22 +111,15 @@ def write_manifest(directory: Path, clips: dict[str, dict[str, object]], header:
             if isinstance(value, bool) or not isinstance(value, (str, int, float)):
                 raise MotionError(directory / MANIFEST, f"clips.{name}.{key}: {value!r} is not a string or number")
             lines.append(f"{key} = {json.dumps(value, ensure_ascii=False)}")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{MANIFEST}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write("\n".join(lines).lstrip("\n") + "\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        with open(tmp, "rb") as f:
-            table = tomllib.load(f)
-        problems = _table_problems(table, directory)[1]
-        if table.get("clips", {}) != clips:
-            problems.append("the written manifest does not read back as given")
-        if problems:
-            raise MotionError(directory / MANIFEST, problems)
-        os.replace(tmp, directory / MANIFEST)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = "\n".join(lines).lstrip("\n") + "\n"
+    table = tomllib.loads(text)
+    problems = _table_problems(table, directory)[1]
+    if table.get("clips", {}) != clips:
+        problems.append("the written manifest does not read back as given")
+    if problems:
+        raise MotionError(directory / MANIFEST, problems)
+    with atomic_write(directory / MANIFEST, "w") as f:
+        f.write(text)
 
 
 def directory_entries(directory: Path) -> list[ClipEntry]:

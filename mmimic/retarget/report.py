@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from mmimic.io.atomic import atomic_write
 from mmimic.retarget.pipeline import RetargetResult
 
 WORST = ("joint_limit_violation_pct", "penetration_pct", "max_penetration_m", "floating_height_m",
@@ -55,14 +54,6 @@ def overall(entries: list[dict[str, object]]) -> dict[str, object]:
 
 def write_json(path: Path, content: dict[str, object]) -> None:
     """Write `content` as JSON to `path` atomically (a temporary file beside it, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(content, f, indent=2)
-            f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w") as f:
+        json.dump(content, f, indent=2)
+        f.write("\n")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import tomllib
 import types
 import typing
@@ -21,6 +20,7 @@ from typing import Any
 from mmimic.cli import nearest
 from mmimic.embodiment import MODELS_DIR
 from mmimic.env.config import EnvConfig
+from mmimic.io.atomic import atomic_write
 from mmimic.ppo import PPOConfig
 
 DEFAULT_MOTIONS = MODELS_DIR.parent / "motions"
@@ -98,8 +98,8 @@ class TrainConfig:
 
     def to_toml(self, path: Path) -> None:
         """Write `to_dict` as TOML to `path` (atomically: a temporary file, then a rename)."""
-        Path(f"{path}.tmp").write_text(_to_toml(self.to_dict()))
-        os.replace(f"{path}.tmp", path)
+        with atomic_write(Path(path), "w") as f:
+            f.write(_to_toml(self.to_dict()))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
