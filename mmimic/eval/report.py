@@ -64,25 +64,29 @@ def _grid(count: int, columns: int, size: tuple[float, float] = (3.2, 2.4)):
     return fig, list(axes.flat)
 
 
-def plot_errors(metrics: EvaluationMetrics, path: Path) -> Path:
-    """Bars of every error metric and the frame coverage, one bar per clip."""
-    names = list(metrics.per_clip)
-    keys = [k for k in ERROR_METRICS if any(math.isfinite(metrics.per_clip[n][k]) for n in names)] + ["coverage"]
-    fig, axes = _grid(len(keys), 3, (max(3.2, 0.35 * len(names) + 1.5), 2.6))
-    x = np.arange(len(names))
-    for ax, key in zip(axes, keys):
-        values = [metrics.per_clip[n][key] for n in names]
-        ax.bar(x, np.nan_to_num(values), color="tab:blue" if key != "coverage" else "tab:green")
-        overall = metrics.overall["frame_coverage" if key == "coverage" else key]
+def _bar_panels(path: Path, labels: list[str], panels: list[tuple], bar_width: float) -> Path:
+    """One bar chart per panel ``(title, values, colour(s), overall)``, one bar per label, the overall
+    value as a dashed line when finite."""
+    fig, axes = _grid(len(panels), 3, (max(3.2, bar_width * len(labels) + 1.5), 2.6))
+    x = np.arange(len(labels))
+    for ax, (title, values, color, overall) in zip(axes, panels):
+        ax.bar(x, np.nan_to_num(values), color=color)
         if math.isfinite(overall):
             ax.axhline(overall, color="k", lw=0.8, ls="--", label=f"overall {overall:.3g}")
             ax.legend(fontsize=7)
-        ax.set_title(ERROR_LABELS.get(key, "frame coverage"), fontsize=9)
-        ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=7)
+    return _save(fig, path)
+
+
+def plot_errors(metrics: EvaluationMetrics, path: Path) -> Path:
+    """Bars of every error metric and the frame coverage, one bar per clip."""
+    clips = metrics.per_clip
+    keys = [k for k in ERROR_METRICS if any(math.isfinite(m[k]) for m in clips.values())]
+    panels = [(ERROR_LABELS[k], [m[k] for m in clips.values()], "tab:blue", metrics.overall[k]) for k in keys]
+    coverage = [m["coverage"] for m in clips.values()]
+    panels.append(("frame coverage", coverage, "tab:green", metrics.overall["frame_coverage"]))
+    return _bar_panels(path, list(clips), panels, 0.35)
 
 
 def plot_groups(metrics: EvaluationMetrics, path: Path) -> Path:
@@ -93,20 +97,9 @@ def plot_groups(metrics: EvaluationMetrics, path: Path) -> Path:
     keys = [k for k in ERROR_METRICS if any(math.isfinite(m[k]) for _, m, _ in groups)]
     keys += ["frame_coverage", "early_termination_rate"]
     titles = {**ERROR_LABELS, "frame_coverage": "frame coverage", "early_termination_rate": "early termination rate"}
-    fig, axes = _grid(len(keys), 3, (max(3.2, 0.4 * len(groups) + 1.5), 2.6))
-    x = np.arange(len(groups))
-    for ax, key in zip(axes, keys):
-        ax.bar(x, np.nan_to_num([m[key] for _, m, _ in groups]), color=[c for _, _, c in groups])
-        overall = metrics.overall[key]
-        if math.isfinite(overall):
-            ax.axhline(overall, color="k", lw=0.8, ls="--", label=f"overall {overall:.3g}")
-            ax.legend(fontsize=7)
-        ax.set_title(titles[key], fontsize=9)
-        ax.set_xticks(x, [label for label, _, _ in groups], rotation=60, ha="right", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    colors = [c for _, _, c in groups]
+    panels = [(titles[k], [m[k] for _, m, _ in groups], colors, metrics.overall[k]) for k in keys]
+    return _bar_panels(path, [label for label, _, _ in groups], panels, 0.4)
 
 
 def _curve(ax, comparison: CurveComparison, scale: float, sim_strides: np.ndarray | None = None) -> None:
@@ -128,8 +121,9 @@ def _curve(ax, comparison: CurveComparison, scale: float, sim_strides: np.ndarra
     ax.tick_params(labelsize=7)
 
 
-def _save(fig, axes, path: Path) -> Path:
-    axes[0].legend(fontsize=7)
+def _save(fig, path: Path, legend_ax=None) -> Path:
+    if legend_ax is not None:
+        legend_ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -151,7 +145,7 @@ def _plot_curves(curves: dict[str, CurveComparison], path: Path, title: str, sca
         ax.set_title(f"{name}  r={c.pearson_r:.2f}", fontsize=9)
         ax.set_ylabel(unit, fontsize=8)
     fig.suptitle(title, fontsize=10)
-    return _save(fig, axes, path)
+    return _save(fig, path, axes[0])
 
 
 def plot_angles(comparison: GaitComparison, path: Path, title: str = "") -> Path:
@@ -190,7 +184,7 @@ def plot_emg(comparison: GaitComparison, path: Path, title: str = "") -> Path:
         ax.set_xlabel("gait cycle (%)", fontsize=7)
         ax.tick_params(labelsize=6)
     fig.suptitle(f"{title} (each curve / its peak)", fontsize=10)
-    return _save(fig, axes, path)
+    return _save(fig, path, axes[0])
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
