@@ -106,14 +106,6 @@ class Embodiment:
     def has_free_root(self) -> bool:
         return self.free_joint is not None
 
-    def joint_qpos_slice(self, joint: str) -> slice:
-        """The qpos columns of a joint (7 for a free joint, 1 for a hinge or slide)."""
-        m = self.mj_model
-        jid = m.joint(joint).id
-        width = {int(mujoco.mjtJoint.mjJNT_FREE): 7, int(mujoco.mjtJoint.mjJNT_BALL): 4}.get(int(m.jnt_type[jid]), 1)
-        adr = int(m.jnt_qposadr[jid])
-        return slice(adr, adr + width)
-
     @cached_property
     def coupling(self) -> Coupling:
         """The model's joint-equality couplings (`Coupling.complete` makes a pose satisfy them)."""

@@ -12,6 +12,7 @@ import pytest
 
 import mmimic
 from mmimic.embodiment import EmbodimentError
+from mmimic.motion.clip import model_joints
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,7 +32,8 @@ def test_fullbody_matches_published_edits(fullbody: mmimic.Embodiment) -> None:
     assert m.ntendon == raw.ntendon - sum(any(r in raw.tendon(i).name for r in removed) for i in range(raw.ntendon))
     assert len(fullbody.mimic_sites) == 17 and fullbody.mimic_sites[0] == "pelvis_mimic"
     assert fullbody.free_joint == "root" and fullbody.has_free_root
-    assert fullbody.joint_qpos_slice("root") == slice(0, 7) and fullbody.joint_qpos_slice(fullbody.joint_names[1]) == slice(7, 8)
+    columns = {joint.name: joint.qpos for joint in model_joints(m)}
+    assert columns["root"] == slice(0, 7) and columns[fullbody.joint_names[1]] == slice(7, 8)
     assert np.all(m.actuator_ctrlrange == [-1.0, 1.0]) and np.all(m.actuator_ctrllimited == 1)
     assert m.opt.timestep == 0.002 and fullbody.physics.substeps == 5
     assert fullbody.physics.control_dt == pytest.approx(0.01)
@@ -52,8 +54,8 @@ def test_fullbody_sites_sit_at_body_origins(fullbody: mmimic.Embodiment) -> None
 
 def test_keyframe_survives_finger_removal(fullbody: mmimic.Embodiment) -> None:
     m, raw = fullbody.mj_model, raw_model("myofullbody")
-    for name in fullbody.joint_names:
-        ours, theirs = fullbody.joint_qpos_slice(name), raw.jnt_qposadr[raw.joint(name).id]
+    for joint in model_joints(m):
+        ours, theirs = joint.qpos, raw.jnt_qposadr[raw.joint(joint.name).id]
         np.testing.assert_array_equal(m.key_qpos[0][ours], raw.key_qpos[0][theirs : theirs + ours.stop - ours.start])
 
 
