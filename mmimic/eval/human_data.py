@@ -34,10 +34,13 @@ REQUIRED_GRF = tuple(f"ground_force_{s}_v{a}" for s in SIDES for a in "xyz")
 
 
 def _read(path: Path, notes: list[str]) -> OpenSimTable:
-    """An OpenSim table; a stale header count is noted, not fatal."""
+    """An OpenSim table; a stale header count is noted, not fatal; a bad file is a GaitDataError."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        table = read_opensim_table(path, strict=False)
+        try:
+            table = read_opensim_table(path, strict=False)
+        except OpenSimFormatError as exc:
+            raise GaitDataError(str(exc)) from None
     notes.extend(str(w.message) for w in caught)
     return table
 
@@ -192,10 +195,7 @@ def load_opensim_trial(directory: str | Path, body_mass: float | None = None) ->
     notes: list[str] = []
     found: dict[str, list[OpenSimTable]] = {"coordinates": [], "grf": [], "emg": []}
     for path in sorted(p for p in directory.iterdir() if p.suffix in (".mot", ".sto")):
-        try:
-            table = _read(path, notes)
-        except OpenSimFormatError as exc:
-            raise GaitDataError(str(exc)) from None
+        table = _read(path, notes)
         kind = _kind_of(table)
         if kind is None:
             notes.append(f"{path.name}: neither coordinates, GRF nor EMG; ignored")
@@ -239,13 +239,10 @@ def load_gait120(directory: str | Path, body_mass: float | None = None) -> list[
         if not grf_path.is_file():
             raise GaitDataError(f"{directory}: step {step!r} has {step}{GAIT120_IK} but no {step}{GAIT120_GRF}")
         notes: list[str] = []
-        try:
-            coords = _read(directory / f"{step}{GAIT120_IK}", notes)
-            grf = _read(grf_path, notes)
-            emg_path = directory / f"{step}{GAIT120_EMG}"
-            emg = _read(emg_path, notes) if emg_path.is_file() else None
-        except OpenSimFormatError as exc:
-            raise GaitDataError(str(exc)) from None
+        coords = _read(directory / f"{step}{GAIT120_IK}", notes)
+        grf = _read(grf_path, notes)
+        emg_path = directory / f"{step}{GAIT120_EMG}"
+        emg = _read(emg_path, notes) if emg_path.is_file() else None
         trials.append(_experiment(step, coords, grf, emg, body_mass, notes))
     return trials
 
