@@ -55,17 +55,10 @@ def synthetic() -> RolloutArrays:
     sites[1, 0, 2] += [0.0, 0.0, 0.3]
 
     return RolloutArrays(
-        qpos=qpos,
-        ref_qpos=ref,
-        qvel=qvel,
-        ref_qvel=ref_qvel,
-        site_pos=sites,
-        ref_site_pos=ref_sites,
+        qpos=qpos, ref_qpos=ref, qvel=qvel, ref_qvel=ref_qvel, site_pos=sites, ref_site_pos=ref_sites,
         valid=np.array([[True, True, True], [True, False, False]]),
-        episode_length=np.array([3, 2]),
-        episode_return=np.array([5.0, 1.5]),
-        terminated=np.array([False, True]),
-        clip_length=np.array([4, 5]),
+        episode_length=np.array([3, 2]), episode_return=np.array([5.0, 1.5]),
+        terminated=np.array([False, True]), clip_length=np.array([4, 5]),
     )
 
 
