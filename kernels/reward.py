@@ -21,6 +21,15 @@ from mmimic.kernels.state import WorldState
 
 
 @wp.func
+def sum_squared_difference(a: wp.array2d(dtype=float), b: wp.array2d(dtype=float), world: int) -> float:
+    total = float(0.0)
+    for i in range(a.shape[1]):
+        d = a[world, i] - b[world, i]
+        total += d * d
+    return total
+
+
+@wp.func
 def mean_squared_vec3(a: wp.array2d(dtype=wp.vec3), b: wp.array2d(dtype=wp.vec3), world: int) -> float:
     total = float(0.0)
     for i in range(a.shape[1]):
@@ -74,10 +83,7 @@ def qpos_reward(state: WorldState, params: float, out: wp.array(dtype=float)):
 def qvel_reward(state: WorldState, params: float, out: wp.array(dtype=float)):
     """exp(-scale * mean squared error of all qvel)."""
     world = wp.tid()
-    total = float(0.0)
-    for i in range(state.qvel.shape[1]):
-        d = state.qvel[world, i] - state.ref_qvel[world, i]
-        total += d * d
+    total = sum_squared_difference(state.qvel, state.ref_qvel, world)
     out[world] = wp.exp(-params * total / float(wp.max(state.qvel.shape[1], 1)))
 
 
@@ -156,11 +162,7 @@ def action_out_of_bounds_penalty(state: WorldState, params: float, out: wp.array
 def action_rate_penalty(state: WorldState, params: float, out: wp.array(dtype=float)):
     """-scale * sum of squared changes of the action since the last step."""
     world = wp.tid()
-    total = float(0.0)
-    for j in range(state.action.shape[1]):
-        d = state.action[world, j] - state.last_action[world, j]
-        total += d * d
-    out[world] = -params * total
+    out[world] = -params * sum_squared_difference(state.action, state.last_action, world)
 
 
 @wp.kernel
@@ -169,8 +171,7 @@ def activation_energy_penalty(state: WorldState, params: float, out: wp.array(dt
     world = wp.tid()
     total = float(0.0)
     for j in range(state.act.shape[1]):
-        a = state.act[world, j]
-        total += a * a
+        total += state.act[world, j] * state.act[world, j]
     out[world] = -params * total / float(wp.max(state.act.shape[1], 1))
 
 
