@@ -44,7 +44,7 @@ from mmimic.coupling import Coupling
 from mmimic.embodiment import Embodiment
 from mmimic.io.opensim import COORDINATE_TO_JOINT, OpenSimFormatError, OpenSimTable, read_opensim_table
 from mmimic.motion.clip import MotionClip, column_names, model_joints, root_problems, select_joints
-from mmimic.motion.floor import geom_bottoms
+from mmimic.motion.floor import body_geoms, geom_bottoms, lowest_points
 
 log = logging.getLogger(__name__)
 
@@ -115,18 +115,6 @@ def apply_joint_equalities(model: mujoco.MjModel, qpos: np.ndarray) -> list[str]
     return [model.joint(int(j)).name for j in coupling.driven_ids]
 
 
-def foot_heights(model: mujoco.MjModel, qpos: np.ndarray, bodies: tuple[str, ...] = FOOT_BODIES) -> np.ndarray:
-    """(T, len(bodies)) lowest z of each body's geoms per frame, by MuJoCo kinematics."""
-    data = mujoco.MjData(model)
-    geoms = [np.flatnonzero(model.geom_bodyid == model.body(b).id).tolist() for b in bodies]
-    heights = np.empty((qpos.shape[0], len(bodies)))
-    for t, q in enumerate(qpos):
-        data.qpos[:] = q
-        mujoco.mj_kinematics(model, data)
-        heights[t] = [geom_bottoms(model, data, g).min() for g in geoms]
-    return heights
-
-
 def lift_toes(model: mujoco.MjModel, qpos: np.ndarray, iterations: int = 30) -> dict[str, tuple[int, float]]:
     """Where a toes body dips below the floor z = 0, turn its MTP joint towards dorsiflexion
     just enough to bring its lowest point onto the floor (bisection, within the joint's range);
@@ -138,7 +126,7 @@ def lift_toes(model: mujoco.MjModel, qpos: np.ndarray, iterations: int = 30) -> 
     data = mujoco.MjData(model)
     changed = {}
     for body, joint in TOE_JOINTS.items():
-        geoms = np.flatnonzero(model.geom_bodyid == model.body(body).id).tolist()
+        geoms = body_geoms(model, (body,)).tolist()
         jid = model.joint(joint).id
         adr = model.jnt_qposadr[jid]
 
@@ -323,10 +311,10 @@ def _ground(model: mujoco.MjModel, qpos: np.ndarray, z_col: int, report: Convers
     (an MTP at its range's end) have their root raised by the depth, as MuscleMimic's
     retargeting does."""
     rear_feet = tuple(b for b in FOOT_BODIES if b not in TOE_JOINTS)
-    report.height_offset = -float(foot_heights(model, qpos, rear_feet).min())
+    report.height_offset = -float(lowest_points(model, qpos, body_geoms(model, rear_feet)).min())
     qpos[:, z_col] += report.height_offset
     report.lifted_toes = lift_toes(model, qpos)
-    depth = np.maximum(0.0, -foot_heights(model, qpos).min(axis=1))
+    depth = np.maximum(0.0, -lowest_points(model, qpos, body_geoms(model, FOOT_BODIES)))
     qpos[:, z_col] += depth
     report.raised_frames = (int(np.count_nonzero(depth)), float(depth.max()))
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from mmimic.motion.kinematics import per_frame
+
 _SPHERE, _CAPSULE, _CYLINDER, _ELLIPSOID, _BOX, _MESH = (
     int(mujoco.mjtGeom.mjGEOM_SPHERE),
     int(mujoco.mjtGeom.mjGEOM_CAPSULE),
@@ -30,21 +32,20 @@ def collision_geoms(model: mujoco.MjModel) -> np.ndarray:
     return np.flatnonzero(collide & (model.geom_bodyid != 0))
 
 
+def body_geoms(model: mujoco.MjModel, bodies: tuple[str, ...]) -> np.ndarray:
+    """Ids of every geom of the named bodies."""
+    return np.flatnonzero(np.isin(model.geom_bodyid, [model.body(b).id for b in bodies]))
+
+
 def lowest_points(model: mujoco.MjModel, qpos: np.ndarray, geoms: np.ndarray | None = None) -> np.ndarray:
     """(T,) the lowest world z of `geoms` (default: the body's collision geoms) in each frame
     of `qpos` (T, nq)."""
     geoms = collision_geoms(model) if geoms is None else np.asarray(geoms)
     if not geoms.size:
         raise ValueError("the body has no collision geoms to put on the floor")
-    data = mujoco.MjData(model)
-    centre_z = np.empty((len(qpos), len(geoms)))
-    axes_z = np.empty((len(qpos), len(geoms), 3))  # world z of each geom axis
-    for t, q in enumerate(qpos):
-        data.qpos[:] = q
-        mujoco.mj_kinematics(model, data)
-        centre_z[t] = data.geom_xpos[geoms, 2]
-        axes_z[t] = data.geom_xmat[geoms, 6:9]
-    return np.min(centre_z - _reach(model, geoms, axes_z), axis=1)
+    # (T, G, 4): each geom centre's world z, then the world z of its three axes
+    poses = per_frame(model, qpos, lambda data: np.column_stack([data.geom_xpos[geoms, 2], data.geom_xmat[geoms, 6:9]]))
+    return np.min(poses[..., 0] - _reach(model, geoms, poses[..., 1:]), axis=1)
 
 
 def geom_bottoms(model: mujoco.MjModel, data: mujoco.MjData, geoms: np.ndarray) -> np.ndarray:

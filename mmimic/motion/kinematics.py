@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import mujoco
 import mujoco_warp as mjw
+import numpy as np
 import torch
 import warp as wp
 
@@ -47,6 +49,18 @@ def _warp_scope(device: torch.device) -> contextlib.ExitStack:
     if device.type == "cuda":
         stack.enter_context(wp.ScopedStream(wp.stream_from_torch(device)))
     return stack
+
+
+def per_frame(model: mujoco.MjModel, qpos: np.ndarray, read: Callable[[mujoco.MjData], object]) -> np.ndarray:
+    """(T, ...) what `read` takes from an MjData posed by MuJoCo kinematics (on the host) at each
+    frame of `qpos` (T, nq), copied; `read` may run further stages (e.g. `mj_tendon`) first."""
+    data = mujoco.MjData(model)
+    values = []
+    for q in qpos:
+        data.qpos[:] = q
+        mujoco.mj_kinematics(model, data)
+        values.append(np.array(read(data)))
+    return np.stack(values)
 
 
 def kinematic_model(embodiment: Embodiment) -> tuple[mujoco.MjModel, list[int]]:

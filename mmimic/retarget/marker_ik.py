@@ -41,6 +41,7 @@ import mujoco
 import numpy as np
 
 from mmimic.io.markers import MarkerTrial
+from mmimic.motion.kinematics import per_frame
 from mmimic.retarget.ik import FrameSolver, IKSettings, kinematic_model
 from mmimic.retarget.markers import Marker, MarkerSet
 from mmimic.retarget.source import RetargetError
@@ -210,13 +211,7 @@ def _solve_frames(body: _ScaledBody, solver: FrameSolver, rest: np.ndarray, posi
 
 
 def _marker_positions(body: _ScaledBody, qpos: np.ndarray) -> np.ndarray:
-    data = mujoco.MjData(body.model)
-    out = np.empty((len(qpos), len(body.ids), 3))
-    for t, q in enumerate(qpos):
-        data.qpos[:] = q
-        mujoco.mj_kinematics(body.model, data)
-        out[t] = data.xpos[body.ids]
-    return out
+    return per_frame(body.model, qpos, lambda data: data.xpos[body.ids])
 
 
 def _fit_scales(body: _ScaledBody, qpos: np.ndarray, observed: np.ndarray, weights: np.ndarray,

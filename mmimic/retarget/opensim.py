@@ -32,6 +32,7 @@ from mmimic.motion.convert import (
     convert_opensim,
     unused_summary,
 )
+from mmimic.motion.kinematics import per_frame
 from mmimic.retarget.ik import FrameSolver, IKSettings
 from mmimic.retarget.keypoints import FULLBODY_POINTS, SIDES
 from mmimic.retarget.source import RetargetError
@@ -114,12 +115,8 @@ def _segment_targets(table: OpenSimTable, ik_model: mujoco.MjModel, qpos: np.nda
     }
     if not found:
         return {}
-    data, pelvis = mujoco.MjData(ik_model), ik_model.body(PELVIS_BODY).id
-    body_pelvis = np.empty((len(qpos), 3))
-    for t, q in enumerate(qpos):
-        data.qpos[:] = q
-        mujoco.mj_kinematics(ik_model, data)
-        body_pelvis[t] = data.xpos[pelvis]
+    pelvis = ik_model.body(PELVIS_BODY).id
+    body_pelvis = per_frame(ik_model, qpos, lambda data: data.xpos[pelvis])
     source_pelvis = np.stack([table.column(c) for c in PELVIS_COORDINATES[3:]], axis=1)
     offset = body_pelvis - source_pelvis @ OPENSIM_TO_MUJOCO.T
     return {k: v @ OPENSIM_TO_MUJOCO.T + offset for k, v in found.items()}

@@ -31,6 +31,7 @@ import mujoco
 import numpy as np
 
 from mmimic.motion.floor import lowest_points
+from mmimic.motion.kinematics import per_frame
 
 LIMIT_TOLERANCE = 1e-5
 PENETRATION_TOLERANCE = 1e-3
@@ -76,15 +77,13 @@ def joint_limit_violation_pct(model: mujoco.MjModel, qpos: np.ndarray) -> float:
 
 def tendon_lengths(model: mujoco.MjModel, qpos: np.ndarray) -> np.ndarray:
     """(T, ntendon) tendon lengths of each frame."""
-    data = mujoco.MjData(model)
-    lengths = np.empty((len(qpos), model.ntendon))
-    for t, q in enumerate(qpos):
-        data.qpos[:] = q
-        mujoco.mj_kinematics(model, data)
+
+    def lengths(data: mujoco.MjData) -> np.ndarray:
         mujoco.mj_comPos(model, data)
         mujoco.mj_tendon(model, data)
-        lengths[t] = data.ten_length
-    return lengths
+        return data.ten_length
+
+    return per_frame(model, qpos, lengths)
 
 
 def tendon_jumps(lengths: np.ndarray, rest: np.ndarray) -> tuple[float, float]:
