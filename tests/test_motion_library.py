@@ -170,7 +170,7 @@ def test_kinematic_copy_gives_the_full_models_sites_bit_for_bit(name: str, reque
     from mmimic.motion import kinematics
 
     body = request.getfixturevalue(name)
-    copy, sites = kinematics.kinematic_model(body)
+    copy, sites = kinematics.site_model(body)
     assert copy is not body.mj_model and copy.ngeom == 0 and copy.nsite == len(body.mimic_sites)
     assert [copy.site(s).name for s in sites] == list(body.mimic_sites)
     rng = np.random.default_rng(0)
@@ -180,7 +180,7 @@ def test_kinematic_copy_gives_the_full_models_sites_bit_for_bit(name: str, reque
         qpos = library.qpos[:24]
     qvel = torch.tensor(rng.normal(size=(qpos.shape[0], m.nv)), dtype=torch.float32)
     fast = kinematics.site_kinematics(body, qpos, qvel)
-    monkeypatch.setattr(kinematics, "kinematic_model", lambda e: (e.mj_model, list(e.mimic_site_ids)))
+    monkeypatch.setattr(kinematics, "site_model", lambda e: (e.mj_model, list(e.mimic_site_ids)))
     full = kinematics.site_kinematics(body, qpos, qvel)
     for field in ("xpos", "xmat", "xquat", "vel"):
         assert torch.equal(getattr(fast, field), getattr(full, field)), field

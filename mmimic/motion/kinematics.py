@@ -5,7 +5,7 @@ site poses and com-based body velocities, from which the mimic sites' spatial ve
 as in MuscleMimic (arXiv 2603.25544):
 `w_i = cvel_ang(parent_i)`, `v_i = cvel_lin(parent_i) - (p_i - subtree_com[root]) x w_i`.
 
-The engine runs a kinematic copy of the body (`kinematic_model`): the same bodies, joints and
+The engine runs a kinematic copy of the body (`site_model`): the same bodies, joints and
 inertias, the mimic sites, and none of the geoms, muscle-path sites, tendons or actuators, whose
 poses the library never reads (MyoFullBody: 17 sites instead of 2038, no geoms instead of 416).
 Poses, com and velocities are those of the full model (tests compare with MuJoCo C on it).
@@ -63,26 +63,42 @@ def per_frame(model: mujoco.MjModel, qpos: np.ndarray, read: Callable[[mujoco.Mj
     return np.stack(values)
 
 
-def kinematic_model(embodiment: Embodiment) -> tuple[mujoco.MjModel, list[int]]:
-    """A model with the embodiment's bodies (same ids, poses, explicit inertias), joints (same qpos
-    and qvel layout, hinge/slide `ref` = qpos0) and mimic sites only, and the mimic sites' ids in it.
-    The embodiment's own model when the copy cannot be made (mocap bodies, a compile error)."""
+def kinematic_spec(model: mujoco.MjModel, inertias: bool) -> tuple[mujoco.MjSpec, list[mujoco.MjsBody]]:
+    """A spec of `model`'s kinematic tree only, and its bodies by id: the same bodies (poses; with
+    `inertias` the model's, else 1 kg each) and joints (types, positions, axes, ranges, hinge/slide
+    `ref` = qpos0), in the same order, so the same qpos and qvel layout; nothing else."""
+    spec = mujoco.MjSpec()
+    spec.compiler.degree = False
+    bodies = [spec.worldbody]
+    for b in range(1, model.nbody):
+        body = bodies[int(model.body_parentid[b])].add_body(
+            name=model.body(b).name, pos=model.body_pos[b], quat=model.body_quat[b], explicitinertial=True
+        )
+        if inertias:
+            body.mass, body.ipos, body.iquat = model.body_mass[b], model.body_ipos[b], model.body_iquat[b]
+            body.inertia = model.body_inertia[b]
+        else:
+            body.mass, body.inertia = 1.0, [1e-2, 1e-2, 1e-2]
+        bodies.append(body)
+        for j in range(model.body_jntadr[b], model.body_jntadr[b] + model.body_jntnum[b]):
+            kind = mujoco.mjtJoint(model.jnt_type[j])
+            joint = body.add_joint(name=model.joint(j).name, type=kind)
+            if kind != mujoco.mjtJoint.mjJNT_FREE:
+                joint.pos, joint.axis, joint.range = model.jnt_pos[j], model.jnt_axis[j], model.jnt_range[j]
+                joint.limited = mujoco.mjtLimited.mjLIMITED_TRUE if model.jnt_limited[j] else mujoco.mjtLimited.mjLIMITED_FALSE
+            if kind in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE):
+                joint.ref = model.qpos0[model.jnt_qposadr[j]]
+    return spec, bodies
+
+
+def site_model(embodiment: Embodiment) -> tuple[mujoco.MjModel, list[int]]:
+    """A model with the embodiment's kinematic tree (`kinematic_spec`, inertias kept) and mimic sites
+    only, and the mimic sites' ids in it. The embodiment's own model when the copy cannot be made
+    (mocap bodies, a compile error)."""
     m = embodiment.mj_model
     if m.nmocap:
         return m, list(embodiment.mimic_site_ids)
-    spec = mujoco.MjSpec()
-    bodies = [spec.worldbody]
-    for b in range(1, m.nbody):
-        body = bodies[int(m.body_parentid[b])].add_body(
-            name=m.body(b).name, pos=m.body_pos[b], quat=m.body_quat[b], mass=m.body_mass[b],
-            ipos=m.body_ipos[b], iquat=m.body_iquat[b], inertia=m.body_inertia[b], explicitinertial=True,
-        )
-        bodies.append(body)
-        for j in range(m.body_jntadr[b], m.body_jntadr[b] + m.body_jntnum[b]):
-            kind = mujoco.mjtJoint(m.jnt_type[j])
-            joint = body.add_joint(name=m.joint(j).name, type=kind, pos=m.jnt_pos[j], axis=m.jnt_axis[j])
-            if kind in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE):
-                joint.ref = m.qpos0[m.jnt_qposadr[j]]
+    spec, bodies = kinematic_spec(m, inertias=True)
     for site in embodiment.mimic_site_ids:
         bodies[int(m.site_bodyid[site])].add_site(name=m.site(site).name, pos=m.site_pos[site], quat=m.site_quat[site])
     try:
@@ -101,7 +117,7 @@ def site_kinematics(embodiment: Embodiment, qpos: torch.Tensor, qvel: torch.Tens
     float32 on one device; the results live on the same device. `chunk` frames go through
     the engine at a time as worlds (default 4096 on a GPU, 256 on the CPU, where Warp runs the
     worlds one after another and a smaller chunk saves allocation)."""
-    model, mimic_sites = kinematic_model(embodiment)
+    model, mimic_sites = site_model(embodiment)
     device = qpos.device
     frames = qpos.shape[0]
     chunk = chunk or (4096 if device.type == "cuda" else 256)

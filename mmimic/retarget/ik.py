@@ -27,6 +27,7 @@ import numpy as np
 from scipy.linalg.lapack import dposv
 
 from mmimic.coupling import Coupling
+from mmimic.motion.kinematics import kinematic_spec
 
 
 @dataclass(frozen=True)
@@ -56,20 +57,7 @@ def kinematic_model(model: mujoco.MjModel, points: Sequence[tuple[str, int, np.n
     no geoms, sites, tendons or actuators. Its body poses equal the full model's for any qpos.
     `points` (name, body id, position in the body) add joint-less child bodies whose origins
     are those points (markers for `FrameSolver`); look bodies up by name in a model with points."""
-    spec = mujoco.MjSpec()
-    spec.compiler.degree = False
-    bodies = [spec.worldbody]
-    for b in range(1, model.nbody):
-        body = bodies[model.body_parentid[b]].add_body(name=model.body(b).name, pos=model.body_pos[b], quat=model.body_quat[b])
-        body.explicitinertial = True
-        body.mass, body.inertia = 1.0, [1e-2, 1e-2, 1e-2]
-        for j in range(model.body_jntadr[b], model.body_jntadr[b] + model.body_jntnum[b]):
-            joint = body.add_joint(name=model.joint(j).name, type=mujoco.mjtJoint(model.jnt_type[j]))
-            if model.jnt_type[j] != mujoco.mjtJoint.mjJNT_FREE:
-                joint.pos, joint.axis, joint.range = model.jnt_pos[j], model.jnt_axis[j], model.jnt_range[j]
-                joint.limited = mujoco.mjtLimited.mjLIMITED_TRUE if model.jnt_limited[j] else mujoco.mjtLimited.mjLIMITED_FALSE
-                joint.ref = model.qpos0[model.jnt_qposadr[j]]
-        bodies.append(body)
+    spec, bodies = kinematic_spec(model, inertias=False)
     for name, parent, pos in points:
         point = bodies[parent].add_body(name=name, pos=pos)
         point.explicitinertial = True
