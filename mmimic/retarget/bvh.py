@@ -29,7 +29,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from mmimic.retarget.keypoints import KEYPOINTS, SEGMENTS, SIDES
-from mmimic.retarget.skeleton import Y_UP_TO_Z_UP, Skeleton, canonical_axes, forward_kinematics, source_motion, to_z_up
+from mmimic.retarget.skeleton import Y_UP_TO_Z_UP, Skeleton, canonical_axes, forward_kinematics, source_motion
 from mmimic.retarget.source import RetargetError, SourceMotion, read_toml
 
 CMU_SCALE = 2.54 / 100 / 0.45
@@ -282,7 +282,7 @@ def read_bvh(
     local, root = _local_motion(bvh, units)
     pos, rot = forward_kinematics(skeleton, local, root)
     up_to_z = Y_UP_TO_Z_UP if name_map.up == "y" else np.eye(3)
-    pos, rot = to_z_up(up_to_z, pos, rot)
+    pos, rot = pos @ up_to_z.T, up_to_z @ rot
     return source_motion(
         path, 1.0 / bvh.frame_time if fps is None else fps, skeleton, pos, rot, name_map.keypoints, name_map.segments,
         rest_axes, f"bvh ({name_map.name})",

@@ -1,8 +1,8 @@
 """Source skeletons: a joint tree with rest offsets, forward kinematics, and axis conventions.
 
 Every reader (AMP, BVH, AMASS) turns its file into local joint rotations on a `Skeleton` and
-calls `forward_kinematics`; `to_z_up` then takes the world positions and rotations into
-mmimic's world (z up, metres).
+calls `forward_kinematics`; a y-up source's world positions and rotations are then taken into
+mmimic's world (z up, metres) by `Y_UP_TO_Z_UP`.
 """
 
 from __future__ import annotations
@@ -45,11 +45,6 @@ def forward_kinematics(skeleton: Skeleton, local_rot: np.ndarray, root_pos: np.n
             pos[:, j] = pos[:, parent] + rot[:, parent] @ skeleton.offsets[j]
             rot[:, j] = rot[:, parent] @ local_rot[:, j]
     return pos, rot
-
-
-def to_z_up(axes: np.ndarray, positions: np.ndarray, rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Apply the world-axes change `axes` (3, 3) to positions (..., 3) and rotations (..., 3, 3)."""
-    return positions @ axes.T, axes @ rotations
 
 
 def canonical_axes(forward: np.ndarray, left: np.ndarray, up: np.ndarray) -> np.ndarray:
