@@ -74,6 +74,7 @@ class Embodiment:
     physics: PhysicsOptions
     muscle_model: str
     fingers_removed: bool
+    finger_joints: tuple[str, ...]  # named by the toml: removed with the fingers; a clip may lack them
     mimic_sites: tuple[str, ...]
     touch_sensors: tuple[str, ...]
     keyframe: int | None
@@ -158,13 +159,9 @@ def load_embodiment(
     except Exception as exc:  # MuJoCo raises ValueError with the parser's message
         raise EmbodimentError(f"{xml_path}: MuJoCo could not parse the MJCF: {exc}") from exc
 
+    finger_joints = tuple(reader.get("fingers.joints", list, []))
     if fingers_removed:
-        _remove_fingers(
-            spec,
-            reader.get("fingers.joints", list, []),
-            reader.get("fingers.muscles", list, []),
-            toml_path,
-        )
+        _remove_fingers(spec, finger_joints, reader.get("fingers.muscles", list, []), toml_path)
     _move_sites(spec, reader.get("site_positions", list, []), toml_path)
     sites = _add_mimic_sites(spec, reader.get("mimic_sites", list, []), toml_path)
     ctrlrange = reader.get("muscles.ctrlrange", list, [-1.0, 1.0])
@@ -196,6 +193,7 @@ def load_embodiment(
         physics=physics,
         muscle_model=model_name,
         fingers_removed=fingers_removed,
+        finger_joints=finger_joints,
         mimic_sites=sites,
         touch_sensors=touch,
         keyframe=keyframe,
@@ -293,7 +291,7 @@ def _resolve_xml(reader: _Fields, directory: Path) -> Path:
         raise EmbodimentError(f"{reader.path}: model.package {package!r} is not a musclemimic-models body: {exc}") from exc
 
 
-def _remove_fingers(spec: mujoco.MjSpec, joints: list[str], muscles: list[str], path: Path) -> None:
+def _remove_fingers(spec: mujoco.MjSpec, joints: tuple[str, ...], muscles: list[str], path: Path) -> None:
     """Delete finger joints and muscles by exact name, and every tendon naming a removed muscle."""
     joint_set, muscle_set = set(joints), set(muscles)
     missing = sorted(joint_set - {j.name for j in spec.joints}) + sorted(muscle_set - {a.name for a in spec.actuators})

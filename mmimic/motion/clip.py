@@ -18,8 +18,6 @@ are filled with the rest pose `qpos0`. Any other missing joint refuses the clip.
 
 from __future__ import annotations
 
-import functools
-import tomllib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,8 +238,7 @@ def fit_problems(clip: MotionClip, embodiment: Embodiment) -> tuple[FittedClip |
     groups = _column_groups(clip.joint_names)
     joints = model_joints(model)
     body_names = {j.name for j in joints}
-    fillable = _finger_joints(embodiment)
-    missing = [j.name for j in joints if j.name not in groups and j.name not in fillable]
+    missing = [j.name for j in joints if j.name not in groups and j.name not in embodiment.finger_joints]
     if missing:
         problems.append(f"missing joint(s) {', '.join(missing)}")
     for joint in joints:
@@ -410,14 +407,3 @@ def _normalise(quat: np.ndarray) -> None:
     norm = np.linalg.norm(quat, axis=1, keepdims=True)
     if np.abs(norm - 1.0).max() > _EXACT_UNIT:
         quat /= norm
-
-
-def _finger_joints(embodiment: Embodiment) -> frozenset[str]:
-    """The finger joints named in the embodiment's toml: the only joints a clip may lack."""
-    return _toml_finger_joints(embodiment.directory / "embodiment.toml")
-
-
-@functools.cache
-def _toml_finger_joints(toml_path: Path) -> frozenset[str]:
-    with toml_path.open("rb") as f:
-        return frozenset(tomllib.load(f).get("fingers", {}).get("joints", []))
