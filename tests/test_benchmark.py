@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -10,19 +9,13 @@ from pathlib import Path
 
 import pytest
 import warp as wp
+from runner_scripts import load_runner
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def load_runner():
-    spec = importlib.util.spec_from_file_location("mmimic_benchmark_runner", REPO / "runners/benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_benchmark_writes_json_and_plot(tmp_path: Path) -> None:
-    runner = load_runner()
+    runner = load_runner("benchmark")
     out, png = tmp_path / "benchmark.json", tmp_path / "benchmark.png"
     assert runner.main(["--embodiment", "bimanual", "--envs", "1,2", "--steps", "2", "--iterations", "1", "--device", "cpu",
                         "--json", str(out), "--plot", str(png)]) == 0

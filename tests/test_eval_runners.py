@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,6 +12,7 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
+from runner_scripts import load_runner
 
 import mmimic
 from mmimic.checkpoint import save_checkpoint
@@ -22,13 +22,6 @@ from mmimic.ppo import ActorCritic
 REPO = Path(__file__).resolve().parent.parent
 
 
-def runner(name: str):
-    spec = importlib.util.spec_from_file_location(f"mmimic_{name}_runner", REPO / "runners" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def bimanual_checkpoint(tmp_path_factory) -> Path:
     """Two PPO iterations of two bimanual worlds with tiny networks."""
@@ -36,7 +29,7 @@ def bimanual_checkpoint(tmp_path_factory) -> Path:
     options = "--embodiment bimanual --preset cpu --num-envs 2 --iterations 2 --device cpu".split()
     options += ["--motions", str(REPO / "motions" / "bimanual" / "opensim_walk.npz")]
     tiny = ["--set", "network.actor_hidden=[32]", "--set", "network.critic_hidden=[32]"]
-    assert runner("train").main([*options, *tiny, "--out", str(out)]) == 0
+    assert load_runner("train").main([*options, *tiny, "--out", str(out)]) == 0
     (checkpoint,) = sorted((out / "checkpoints").glob("checkpoint_*.pt"))
     return checkpoint
 
@@ -45,7 +38,7 @@ def test_eval_writes_metrics_report_and_export(bimanual_checkpoint: Path, tmp_pa
     out_json, report, export = tmp_path / "eval.json", tmp_path / "report", tmp_path / "traj.npz"
     args = ["--checkpoint", str(bimanual_checkpoint), "--num-envs", "2", "--device", "cpu"]
     outputs = ["--json", str(out_json), "--report", str(report), "--export", str(export)]
-    assert runner("eval").main(args + outputs) == 0  # no --motions: the run's training motions
+    assert load_runner("eval").main(args + outputs) == 0  # no --motions: the run's training motions
     result = json.loads(out_json.read_text())
     overall = result["metrics"]["overall"]
     assert overall["episodes"] == 1 and 0.0 <= overall["frame_coverage"] <= 1.0
@@ -73,7 +66,7 @@ def test_eval_writes_metrics_report_and_export(bimanual_checkpoint: Path, tmp_pa
 
 
 def test_eval_refuses_another_embodiment(bimanual_checkpoint: Path, capsys) -> None:
-    eval_main = runner("eval").main
+    eval_main = load_runner("eval").main
     common = ["--checkpoint", str(bimanual_checkpoint), "--device", "cpu"]
     assert eval_main([*common, "--motions", str(REPO / "motions" / "fullbody")]) == 2
     assert "made for embodiment 'fullbody', not 'bimanual'" in capsys.readouterr().out
@@ -102,7 +95,7 @@ def test_eval_fullbody_reports_a_strideless_rollout(fullbody, tmp_path: Path) ->
     out_json = tmp_path / "eval.json"
     walk = REPO / "motions" / "fullbody" / "opensim_walk.npz"
     args = ["--checkpoint", str(checkpoint), "--motions", str(walk), "--device", "cpu"]
-    assert runner("eval").main([*args, "--json", str(out_json), "--report", str(tmp_path / "r")]) == 0
+    assert load_runner("eval").main([*args, "--json", str(out_json), "--report", str(tmp_path / "r")]) == 0
     result = json.loads(out_json.read_text())
     assert result["metrics"]["overall"]["early_termination_rate"] == 1.0
     (reason,) = result["gait_skipped"].values()

@@ -5,12 +5,12 @@ flag; the cases a flag settles are checked against the conversion of the unmodif
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from runner_scripts import load_runner
 
 from mmimic.motion import read_clip, write_clip
 
@@ -19,17 +19,10 @@ TRIAL = REPO / "motions" / "sources" / "opensim_moco_walk" / "coordinates_full_t
 SHIPPED = REPO / "motions" / "fullbody" / "opensim_walk.npz"
 
 
-def _runner(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_runner_bad", REPO / "runners" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def motions(fullbody):
     """runners/motions.py with the session's compiled body (compiling it per call costs seconds)."""
-    module = _runner("motions")
+    module = load_runner("motions")
     module.load_embodiment = lambda name: fullbody if name == "fullbody" else pytest.fail(f"unexpected body {name}")
     return module
 
@@ -88,7 +81,7 @@ def test_retarget_writes_nothing_from_a_spoiled_table(fullbody, tmp_path: Path, 
     header, expected = spoil(header, labels, rows)
     source = _write(tmp_path / "spoiled.mot", header, labels, rows)
     out = tmp_path / "out"
-    assert _runner("retarget").main([str(source), "--embodiment", "fullbody", "--out", str(out)]) == 1
+    assert load_runner("retarget").main([str(source), "--embodiment", "fullbody", "--out", str(out)]) == 1
     text = " ".join(capsys.readouterr().err.split())
     assert "spoiled.mot" in text and expected in text and "nothing written" in text
     assert not out.exists() or not list(out.glob("*.npz"))

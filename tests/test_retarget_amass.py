@@ -6,12 +6,12 @@ layout, random shape directions); real SMPL files are licence-gated and never sh
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from runner_scripts import load_runner
 
 import mmimic.embodiment
 from mmimic.motion import check_clip
@@ -20,19 +20,12 @@ from mmimic.retarget.amass import SMPL_PARENTS
 REPO = Path(__file__).resolve().parent.parent
 
 
-def load_runner():
-    spec = importlib.util.spec_from_file_location("mmimic_retarget_runner", REPO / "runners/retarget.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def runner(monkeypatch, fullbody, bimanual):
     """The runner, loading the session's embodiments instead of compiling them again."""
     bodies = {"fullbody": fullbody, "bimanual": bimanual}
     monkeypatch.setattr(mmimic.embodiment, "load_embodiment", lambda name: bodies[name])
-    return load_runner()
+    return load_runner("retarget")
 
 
 def synthetic_amass(path: Path, frames: int = 90, fps: float = 60.0) -> Path:

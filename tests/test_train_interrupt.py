@@ -3,7 +3,6 @@ and `--resume RUN_DIR` continues from that checkpoint."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -14,6 +13,7 @@ import time
 from pathlib import Path
 
 import torch
+from runner_scripts import load_runner
 
 from mmimic.checkpoint import load_checkpoint
 
@@ -22,13 +22,6 @@ ENVS, STEPS, MINIBATCHES = 3, 4, 2
 TINY = ["--set", "network.actor_hidden=[32]", "--set", "network.critic_hidden=[32]",
         "--set", "run.validation_envs=2", "--set", "run.validation_steps=5", "--set", f"run.num_steps={STEPS}",
         "--set", f"ppo.num_minibatches={MINIBATCHES}"]
-
-
-def load_runner():
-    spec = importlib.util.spec_from_file_location("mmimic_train_runner", REPO / "runners/train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def metrics(run_dir: Path) -> list[dict]:
@@ -72,7 +65,7 @@ def test_ctrl_c_saves_exits_cleanly_and_resumes(tmp_path: Path) -> None:
     assert torch.load(files[0], weights_only=True)["format"] == "mmimic-checkpoint"
 
     # Resuming the run directory continues from that checkpoint: counters, log and optimiser state.
-    assert load_runner().main(["--resume", str(out), "--iterations", str(stopped_at + 2)]) == 0
+    assert load_runner("train").main(["--resume", str(out), "--iterations", str(stopped_at + 2)]) == 0
     resumed = load_checkpoint(out / f"checkpoints/checkpoint_{stopped_at + 2:06d}.pt")
     assert resumed["iteration"] == stopped_at + 2
     assert resumed["env_steps"] == (stopped_at + 2) * ENVS * STEPS

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from runner_scripts import load_runner
 
 import mmimic
 from mmimic.checkpoint import load_checkpoint
@@ -22,13 +22,6 @@ REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs" / "training.md"
 TINY = ["network.actor_hidden=[32]", "network.critic_hidden=[32]", "run.num_envs=3", "run.num_steps=4",
         "ppo.num_minibatches=2", "run.validation_envs=2", "run.validation_steps=5"]
-
-
-def load_runner():
-    spec = importlib.util.spec_from_file_location("mmimic_train_runner", REPO / "runners/train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def doc_blocks(language: str) -> list[str]:
@@ -137,7 +130,7 @@ def test_cpu_demo_raises_the_reward_per_step_over_learning_off(tmp_path: Path) -
     runs = {}
     for name, extra in (("learning", []), ("off", ["--set", "ppo.lr=0.0"])):
         out = tmp_path / name
-        assert load_runner().main([*DEMO, *extra, "--out", str(out)]) == 0
+        assert load_runner("train").main([*DEMO, *extra, "--out", str(out)]) == 0
         runs[name] = records(out)
         assert [r["iteration"] for r in runs[name]] == list(range(40))
         assert all(math.isfinite(r["reward/total"]) for r in runs[name])
