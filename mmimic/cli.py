@@ -3,23 +3,32 @@
 `run_main` calls a runner's body and turns the errors a user can fix (a bad value, file or path,
 too little memory or disk) into one line naming it and the fix, with exit status 2; with the
 runner's `--debug` flag they are raised, so the traceback shows. `check_output_file` and
-`check_output_dir` refuse an output path that cannot be written before any work starts.
+`check_output_dir` refuse an output path that cannot be written before any work starts;
+`add_opensim_options` adds the flags of an OpenSim coordinate table, `print_problems` lists the
+problems that stopped a runner before it wrote anything, and `retarget_each` drives the
+retargeting runners' progress bar.
 """
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mmimic.checkpoint import CheckpointError
+
+if TYPE_CHECKING:
+    from mmimic.retarget import Retargeter, RetargetResult
 
 EXIT_USAGE = 2
 
@@ -73,6 +82,38 @@ def run_main(body: Callable[[], int], console: Console, *, debug: bool = False, 
             raise
         console.print(f"[red]error:[/red] {describe(exc, memory_hint)}", highlight=False, soft_wrap=True)
         return EXIT_USAGE
+
+
+def add_opensim_options(parser: argparse.ArgumentParser) -> None:
+    """--degrees / --radians (`angles`) and --opensim-model: how to read an OpenSim coordinate table."""
+    from mmimic.motion.convert import OPENSIM_MODELS
+
+    units = parser.add_mutually_exclusive_group()
+    for unit in ("degrees", "radians"):
+        units.add_argument(f"--{unit}", dest="angles", action="store_const", const=unit,
+                           help=f"OpenSim angles are in {unit}, whatever the file's header says")
+    parser.add_argument("--opensim-model", choices=OPENSIM_MODELS, default=None,
+                        help="OpenSim coordinate conventions: rajagopal (knee flexion positive) or gait2392 "
+                             "(gait2392, gait2354, Hamner: knee flexion negative); default: from the columns")
+
+
+def print_problems(console: Console, problems: list[str], where: str = "") -> None:
+    """Every problem as an error line, then that nothing was written (`where`: e.g. " in the sources")."""
+    for problem in problems:
+        console.print(f"[red]error:[/red] {problem}", highlight=False)
+    console.print(f"nothing written: {len(problems)} problem(s){where}")
+
+
+def retarget_each(retargeter: Retargeter, sources: Sequence[tuple[Any, Any, float]],
+                  console: Console) -> Iterator[tuple[Any, Any, RetargetResult]]:
+    """Retarget every (item, motion, seconds spent reading it) of `sources` in turn behind one progress bar
+    over all their frames, yielding (item, motion, result); each item's `name` labels the bar."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("retargeting", total=sum(retargeter.output_frames(m) for _, m, _ in sources))
+        for item, motion, read_seconds in sources:
+            bar.update(task, description=f"retargeting {item.name}")
+            yield item, motion, retargeter.run(motion, lambda n: bar.advance(task, n), read_seconds)
 
 
 def _existing_ancestor(path: Path, flag: str) -> Path:

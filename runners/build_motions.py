@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 ARM_JOINTS = ("shoulder_elv_l", "shoulder_elv_r", "elbow_flex_l", "elbow_flex_r")
 """Arm joints whose range says whether the arms move (the plane of elevation is left out: it
@@ -106,6 +105,7 @@ def rounded(value: object, digits: int = 4) -> object:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console(stderr=True, soft_wrap=True)
+    from mmimic.cli import print_problems, retarget_each
     from mmimic.embodiment import load_embodiment
     from mmimic.motion import write_clip
     from mmimic.motion.manifest import manifest_problems, write_manifest
@@ -125,9 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for directory in outputs.values():
         problems += [f"{directory}/manifest.toml: {p}" for p in manifest_problems(directory)[1]]
     if problems:
-        for problem in problems:
-            console.print(f"[red]error:[/red] {problem}", highlight=False)
-        console.print(f"nothing written: {len(problems)} problem(s)")
+        print_problems(console, problems)
         return 1
     clips = [c for c in catalog.clips if args.only is None or c.name in args.only]
     split = assign_splits(catalog, args.test_fraction)
@@ -147,45 +145,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         except RetargetError as exc:
             problems.append(str(exc))
     if problems:
-        for problem in problems:
-            console.print(f"[red]error:[/red] {problem}", highlight=False)
-        console.print(f"nothing written: {len(problems)} problem(s) in the sources")
+        print_problems(console, problems, " in the sources")
         return 1
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task("retargeting", total=sum(retargeter.output_frames(m) for _, m, _ in sources))
-        for clip, motion, read_seconds in sources:
-            bar.update(task, description=f"retargeting {clip.name}")
-            result = retargeter.run(motion, lambda n: bar.advance(task, n), read_seconds)
-            notes = {"category": clip.category, "split": split[clip.name], "upstream": clip.upstream,
-                     "source_fps_override": clip.fps}
-            stored_source = f"{clip.upstream} ({motion.reader}), retargeted to {{}} by mmimic.retarget"
-            verdicts = []
-            for name, directory in outputs.items():
-                out = result
-                if name == "bimanual":
-                    out = derive(result, bimanual, retargeter.thresholds)
-                    moves = arm_motion_deg(out.clip)
-                    notes["arm_motion_deg"] = moves
-                    if moves < args.arm_motion:
-                        out.failures.append(f"arm_motion_deg {moves:.2f} < {args.arm_motion:g} (arms still)")
-                passed = result.passed and out.passed
-                target = directory / f"{clip.name}.npz"
-                if passed:
-                    stored = replace(out.clip, qvel=None, license=license_text, source=stored_source.format(name))
-                    write_clip(target, stored, compressed=True)
-                    written[name].add(clip.name)
-                else:
-                    target.unlink(missing_ok=True)  # a stale clip of an earlier build
-                entry = clip_entry(clip.name, args.raw / clip.file, result, target if passed else None)
-                if name == "bimanual":  # the arm clip's own metrics; the IK details are the full body's
-                    entry = slim_entry(entry, out.metrics, out.failures, passed)
-                entry["details"] |= notes
-                reports[name].append(entry)
-                reasons = result.failures + (out.failures if out is not result else [])
-                verdicts.append(f"{name} " + ("[green]written[/green]" if passed else
-                                              f"[red]kept out[/red] ({'; '.join(reasons)})"))
-            console.print(f"{clip.name}: {', '.join(verdicts)}", highlight=False)
+    for clip, motion, result in retarget_each(retargeter, sources, console):
+        notes = {"category": clip.category, "split": split[clip.name], "upstream": clip.upstream,
+                 "source_fps_override": clip.fps}
+        stored_source = f"{clip.upstream} ({motion.reader}), retargeted to {{}} by mmimic.retarget"
+        verdicts = []
+        for name, directory in outputs.items():
+            out = result
+            if name == "bimanual":
+                out = derive(result, bimanual, retargeter.thresholds)
+                moves = arm_motion_deg(out.clip)
+                notes["arm_motion_deg"] = moves
+                if moves < args.arm_motion:
+                    out.failures.append(f"arm_motion_deg {moves:.2f} < {args.arm_motion:g} (arms still)")
+            passed = result.passed and out.passed
+            target = directory / f"{clip.name}.npz"
+            if passed:
+                stored = replace(out.clip, qvel=None, license=license_text, source=stored_source.format(name))
+                write_clip(target, stored, compressed=True)
+                written[name].add(clip.name)
+            else:
+                target.unlink(missing_ok=True)  # a stale clip of an earlier build
+            entry = clip_entry(clip.name, args.raw / clip.file, result, target if passed else None)
+            if name == "bimanual":  # the arm clip's own metrics; the IK details are the full body's
+                entry = slim_entry(entry, out.metrics, out.failures, passed)
+            entry["details"] |= notes
+            reports[name].append(entry)
+            reasons = result.failures + (out.failures if out is not result else [])
+            verdicts.append(f"{name} " + ("[green]written[/green]" if passed else
+                                          f"[red]kept out[/red] ({'; '.join(reasons)})"))
+        console.print(f"{clip.name}: {', '.join(verdicts)}", highlight=False)
 
     for name, directory in outputs.items():
         table, _ = manifest_problems(directory)

@@ -21,9 +21,9 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from mmimic.cli import add_opensim_options
 from mmimic.embodiment import Embodiment, EmbodimentError, load_embodiment
 from mmimic.motion import MotionError, check_clip, convert_opensim, derive_clip, read_clip, write_clip
-from mmimic.motion.convert import OPENSIM_MODELS
 from mmimic.motion.manifest import ClipEntry, directory_entries, manifest_problems
 
 
@@ -45,14 +45,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     sub.add_argument("--source", default=None, help="the clip's source text (default: file and window)")
     sub.add_argument("--license", default="", help="the clip's license text")
     sub.add_argument("--fps", type=float, default=None, help="the clip's rate (default: the file's)")
-    units = sub.add_mutually_exclusive_group()
-    units.add_argument("--degrees", dest="angles", action="store_const", const="degrees",
-                       help="the angles are in degrees, whatever the header says")
-    units.add_argument("--radians", dest="angles", action="store_const", const="radians",
-                       help="the angles are in radians, whatever the header says")
-    sub.add_argument("--opensim-model", choices=OPENSIM_MODELS, default=None,
-                     help="coordinate conventions: rajagopal (knee flexion positive) or gait2392 (gait2392, "
-                          "gait2354, Hamner: knee flexion negative); default: from the columns")
+    add_opensim_options(sub)
     sub = commands.add_parser("derive", help="the joints another body shares with a clip (e.g. the arms for bimanual)")
     sub.add_argument("clip", type=Path, help="source clip (.npz)")
     sub.add_argument("--embodiment", required=True, help="target embodiment")

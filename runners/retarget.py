@@ -23,10 +23,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    from mmimic.cli import add_opensim_options
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sources", nargs="+", type=Path, help="motion files (AMASS/AMP .npz, .bvh, .mot/.sto)")
     parser.add_argument("--embodiment", choices=("fullbody", "bimanual"), required=True, help="the body of the clips")
@@ -37,14 +38,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--name-map", type=Path, default=None, help="BVH joint-name map (TOML)")
     parser.add_argument("--scale", type=float, default=None, help="BVH metres per file unit (CMU: 0.056444)")
     parser.add_argument("--fps", type=float, default=None, help="BVH frame rate, overriding the files' frame time")
-    units = parser.add_mutually_exclusive_group()
-    units.add_argument("--degrees", dest="angles", action="store_const", const="degrees",
-                       help="OpenSim angles are in degrees, whatever the file's header says")
-    units.add_argument("--radians", dest="angles", action="store_const", const="radians",
-                       help="OpenSim angles are in radians, whatever the file's header says")
-    parser.add_argument("--opensim-model", choices=("rajagopal", "gait2392"), default=None,
-                        help="OpenSim coordinate conventions: rajagopal (knee flexion positive) or gait2392 "
-                             "(gait2392, gait2354, Hamner: knee flexion negative); default: from the columns")
+    add_opensim_options(parser)
     lab = parser.add_argument_group("marker trials (.trc, .c3d)")
     lab.add_argument("--markers", type=Path, default=None,
                      help="marker set: an OpenSim model with a <MarkerSet> (.osim) or a marker map (.toml)")
@@ -77,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def retarget(args: argparse.Namespace, console: Console) -> int:
     """Read every source, retarget, write the passing clips and report.json; 0 when every clip passed."""
+    from mmimic.cli import print_problems, retarget_each
     from mmimic.embodiment import load_embodiment
     from mmimic.motion import write_clip
     from mmimic.retarget import ReadOptions, Retargeter, RetargetError, derive, read_name_map
@@ -123,32 +118,25 @@ def retarget(args: argparse.Namespace, console: Console) -> int:
         except RetargetError as exc:
             problems.append(str(exc))
     if problems:
-        for problem in problems:
-            console.print(f"[red]error:[/red] {problem}", highlight=False)
-        console.print(f"nothing written: {len(problems)} problem(s) in the sources")
+        print_problems(console, problems, " in the sources")
         return 1
 
     entries = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task("retargeting", total=sum(retargeter.output_frames(m) for _, m, _ in sources))
-        for path, motion, read_seconds in sources:
-            bar.update(task, description=f"retargeting {path.name}")
-            result = retargeter.run(motion, lambda n: bar.advance(task, n), read_seconds)
-            derived = None
-            if target is not None:
-                arms = derive(result, target, retargeter.thresholds)
-                derived = {"embodiment": target.name, "metrics": arms.metrics, "failures": arms.failures}
-                result.clip = arms.clip
-            result.clip.license = args.license
-            passed = result.passed and not (derived and derived["failures"])
-            written = None
-            if passed or args.keep_failing:
-                written = args.out / f"{path.stem}.npz"
-                write_clip(written, result.clip)
-            entries.append(clip_entry(path.stem, path, result, written, derived))
-            verdict = "[green]passed[/green]" if passed else f"[red]failed[/red] ({'; '.join(result.failures + (derived or {}).get('failures', []))})"
-            console.print(f"{path.name}: {verdict}, {'written to ' + str(written) if written else 'not written'}", highlight=False)
+    for path, _, result in retarget_each(retargeter, sources, console):
+        derived = None
+        if target is not None:
+            arms = derive(result, target, retargeter.thresholds)
+            derived = {"embodiment": target.name, "metrics": arms.metrics, "failures": arms.failures}
+            result.clip = arms.clip
+        result.clip.license = args.license
+        passed = result.passed and not (derived and derived["failures"])
+        written = None
+        if passed or args.keep_failing:
+            written = args.out / f"{path.stem}.npz"
+            write_clip(written, result.clip)
+        entries.append(clip_entry(path.stem, path, result, written, derived))
+        verdict = "[green]passed[/green]" if passed else f"[red]failed[/red] ({'; '.join(result.failures + (derived or {}).get('failures', []))})"
+        console.print(f"{path.name}: {verdict}, {'written to ' + str(written) if written else 'not written'}", highlight=False)
     report = {
         "embodiment": args.embodiment,
         "fps": retargeter.fps,
