@@ -164,10 +164,15 @@ def actor_critic_from_checkpoint(checkpoint: dict, device: str | torch.device = 
     return actor_critic
 
 
-def nonfinite_weights(actor_critic: ActorCritic) -> list[str]:
-    """Names of the parameters and normaliser statistics holding NaN or inf (one host read each)."""
+def weight_tensors(actor_critic: ActorCritic) -> dict[str, torch.Tensor]:
+    """The floating-point parameters and observation-normaliser statistics of `actor_critic`, by name."""
     named = [*actor_critic.named_parameters(), *actor_critic.obs_normalizer.named_buffers(prefix="obs_normalizer")]
-    return [name for name, tensor in named if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    return {name: tensor for name, tensor in named if tensor.is_floating_point()}
+
+
+def nonfinite_weights(actor_critic: ActorCritic) -> list[str]:
+    """Names of the `weight_tensors` holding NaN or inf (one host read each)."""
+    return [name for name, tensor in weight_tensors(actor_critic).items() if not bool(torch.isfinite(tensor).all())]
 
 
 class CheckedPolicy(Policy):

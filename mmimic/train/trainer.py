@@ -26,6 +26,7 @@ from mmimic.checkpoint import (
     nonfinite_weights,
     restore_actor_critic,
     save_checkpoint,
+    weight_tensors,
 )
 from mmimic.cli import UsageError
 from mmimic.device import device_memory, resolve_device
@@ -53,8 +54,12 @@ class RunPaths:
     def checkpoint(self, iteration: int) -> Path:
         return self.checkpoints / f"checkpoint_{iteration:06d}.pt"
 
+    def saved_checkpoints(self) -> list[Path]:
+        """The run's checkpoints, oldest first."""
+        return sorted(self.checkpoints.glob("checkpoint_*.pt"))
+
     def latest_checkpoint(self) -> Path | None:
-        found = sorted(self.checkpoints.glob("checkpoint_*.pt"))
+        found = self.saved_checkpoints()
         return found[-1] if found else None
 
 
@@ -298,8 +303,7 @@ class Trainer:
     def _count_nonfinite(self, stats: EpisodeStats) -> None:
         """Add the number of non-finite network weights and normaliser statistics to the iteration's device
         statistics (read with them, no extra host read); under torchrun the action counts of all ranks."""
-        tensors = [t for t in (*self.actor_critic.parameters(), *self.actor_critic.obs_normalizer.buffers())
-                   if t.is_floating_point()]
+        tensors = weight_tensors(self.actor_critic).values()
         stats.add("nonfinite_weights", torch.stack([(~torch.isfinite(t)).sum() for t in tensors]).sum().float())
         if self.world_size > 1 and "nan_actions" in stats.sums:
             dist.all_reduce(stats.sums["nan_actions"])
@@ -393,7 +397,7 @@ class Trainer:
             reward_normalizer=self.reward_normalizer,
             extra={} if self.sampler is None else {"clip_sampler": self.sampler.state_dict()},
         )
-        for old in sorted(self.paths.checkpoints.glob("checkpoint_*.pt"))[: -self.config.run.keep_checkpoints]:
+        for old in self.paths.saved_checkpoints()[: -self.config.run.keep_checkpoints]:
             old.unlink()
         return path
 
