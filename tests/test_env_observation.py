@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import warp as wp
-from test_env_reference import StandInMotions, expected_observation, kinematics, reference_frames, split_observation
+from test_env_reference import StandInMotions, expected_observation, kinematics, reference_rows, split_observation
 
 import mmimic
 
@@ -63,7 +63,7 @@ def run_and_compare(env: mmimic.ImitationEnv, lib: StandInMotions, steps: int, s
         actions = torch.rand(env.num_envs, env.num_actions, generator=generator) * 3 - 1.5
         datas = synced_step(env, actions)
         assert not env.done.any(), "choose a seed where no world finishes during the comparison"
-        frames = reference_frames(env, lib, start)
+        frames = reference_rows(env, lib, start)
         for w, d in enumerate(datas):
             assert_blocks_equal(env, w, expected_observation(env, lib, frames, w, d))
 

@@ -160,7 +160,7 @@ def test_standin_site_velocity_is_the_derivative_of_site_position(bimanual: mmim
     assert np.abs(ang - vel[1:-1, :, :3]).max() < 2e-2 * np.abs(ang).max()
 
 
-def reference_frames(env: mmimic.ImitationEnv, lib: StandInMotions, start: torch.Tensor) -> dict[str, np.ndarray]:
+def reference_rows(env: mmimic.ImitationEnv, lib: StandInMotions, start: torch.Tensor) -> dict[str, np.ndarray]:
     """Library rows of every world's current and look-ahead frames, and its root x-y offset, from the env's pointer."""
     clip = env.clip.numpy().astype(int)
     step = env.clip_step.numpy().astype(int)

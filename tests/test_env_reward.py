@@ -14,7 +14,7 @@ import warp as wp
 from test_env_reference import (
     StandInMotions,
     kinematics,
-    reference_frames,
+    reference_rows,
     reference_state,
     reward_terms,
     simulator_state,
@@ -51,7 +51,7 @@ def check_rewards(body: mmimic.Embodiment, lib: StandInMotions, steps: int) -> N
         actions = torch.rand(env.num_envs, env.num_actions, generator=generator) * 3 - 1.5
         _, reward, done, info = env.step(actions)
         assert not done.any(), "choose a seed where no world finishes during the comparison"
-        frames = reference_frames(env, lib, start)
+        frames = reference_rows(env, lib, start)
         for w in range(env.num_envs):
             d.qpos[:], d.qvel[:], d.act[:] = env.sim.qpos[w].numpy(), env.sim.qvel[w].numpy(), env.sim.act[w].numpy()
             kinematics(m, d)

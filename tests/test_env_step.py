@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from test_env_observation import assert_blocks_equal
-from test_env_reference import StandInMotions, expected_observation, reference_frames
+from test_env_reference import StandInMotions, expected_observation, reference_rows
 
 import mmimic
 
@@ -63,7 +63,7 @@ def check_reset_world(env: mmimic.ImitationEnv, lib: StandInMotions, world: int)
     d = mujoco.MjData(m)
     d.qpos[:], d.qvel[:] = qpos.numpy(), lib.qvel[row].numpy()
     mujoco.mj_forward(m, d)
-    frames = reference_frames(env, lib, env.clip_step)
+    frames = reference_rows(env, lib, env.clip_step)
     assert_blocks_equal(env, world, expected_observation(env, lib, frames, world, d))
 
 

@@ -143,7 +143,7 @@ class ImitationEnv:
             raise ValueError(f"clip_ids and start_steps must have shape ({n},), got {tuple(ids.shape)} and {tuple(steps.shape)}")
         if bool(((ids < 0) | (ids >= lengths.numel())).any()) or bool(((steps < 0) | (steps >= lengths[ids.clamp(0, lengths.numel() - 1)])).any()):
             raise ValueError("clip_ids must name clips of the motion library and start_steps frames within them")
-        self.reset()  # fresh episode bookkeeping in every world
+        self.reset()  # a plain reset first: every world's random stream advances as at any reset, whatever start it is given
         b, clips, starts = self._buf, ids.to(torch.int32), steps.to(torch.int32)
         with wp.ScopedDevice(self.device), self._scope():
             wp.launch(reset_kernels.start_episodes, dim=n, inputs=[wp.from_torch(clips), wp.from_torch(starts), b.state],
