@@ -4,7 +4,6 @@ work starts (runners are called in-process: `main(argv)`); `--debug` shows the t
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import resource
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from runner_scripts import load_runner
 
 import mmimic
 from mmimic.checkpoint import CheckpointError, load_policy, save_checkpoint
@@ -24,14 +24,6 @@ REPO = Path(__file__).resolve().parent.parent
 CLIP = REPO / "motions/bimanual/opensim_walk.npz"
 TINY = ["--set", "network.actor_hidden=[32]", "--set", "network.critic_hidden=[32]", "--set", "run.num_steps=4",
         "--set", "ppo.num_minibatches=2", "--num-envs", "2"]
-
-
-def runner(name: str):
-    spec = importlib.util.spec_from_file_location(f"mmimic_{name}_runner", REPO / f"runners/{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # play.py's dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def fake_checkpoint(path: Path, embodiment: str, iteration: int, nan: bool = False) -> Path:
@@ -93,7 +85,7 @@ def assert_one_sentence(capsys: pytest.CaptureFixture, *parts: str) -> str:
 )
 def test_train_bad_values(tmp_path: Path, capsys: pytest.CaptureFixture, flags: list[str], message: str) -> None:
     out = tmp_path / "run"
-    assert runner("train").main(["--embodiment", "bimanual", "--out", str(out), *TINY, *flags]) == 2
+    assert load_runner("train").main(["--embodiment", "bimanual", "--out", str(out), *TINY, *flags]) == 2
     assert_one_sentence(capsys, message)
     assert not out.exists()
 
@@ -102,17 +94,17 @@ def test_train_binary_config_and_debug_traceback(tmp_path: Path, capsys: pytest.
     binary = tmp_path / "model.toml"
     binary.write_bytes(os.urandom(2048))
     argv = ["--embodiment", "bimanual", "--config", str(binary), "--out", str(tmp_path / "run")]
-    assert runner("train").main(argv) == 2
+    assert load_runner("train").main(argv) == 2
     assert_one_sentence(capsys, f"--config {binary}: not a text file")
     with pytest.raises(ConfigError, match="not a text file"):
-        runner("train").main([*argv, "--debug"])
+        load_runner("train").main([*argv, "--debug"])
 
 
 def test_train_out_into_an_existing_run_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "old"
     (out / "checkpoints").mkdir(parents=True)
     (out / "metrics.jsonl").write_text('{"iteration": 0}\n')
-    assert runner("train").main(["--embodiment", "bimanual", "--out", str(out), *TINY]) == 2
+    assert load_runner("train").main(["--embodiment", "bimanual", "--out", str(out), *TINY]) == 2
     assert_one_sentence(capsys, f"--out {out} already holds a run (metrics.jsonl, checkpoints)", f"--resume {out}")
     assert (out / "metrics.jsonl").read_text() == '{"iteration": 0}\n' and not (out / "config.toml").exists()
 
@@ -120,12 +112,12 @@ def test_train_out_into_an_existing_run_is_refused(tmp_path: Path, capsys: pytes
 def test_train_out_paths_that_cannot_be_written(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    assert runner("train").main(["--embodiment", "bimanual", "--out", str(a_file), *TINY]) == 2
+    assert load_runner("train").main(["--embodiment", "bimanual", "--out", str(a_file), *TINY]) == 2
     assert_one_sentence(capsys, f"--out {a_file}: is a file, not a directory")
-    assert runner("train").main(["--embodiment", "bimanual", "--out", str(a_file / "run"), *TINY]) == 2
+    assert load_runner("train").main(["--embodiment", "bimanual", "--out", str(a_file / "run"), *TINY]) == 2
     assert_one_sentence(capsys, f"{a_file} is a file, not a directory")
     with read_only_directory(tmp_path / "ro") as ro:
-        assert runner("train").main(["--embodiment", "bimanual", "--out", str(ro / "run"), *TINY]) == 2
+        assert load_runner("train").main(["--embodiment", "bimanual", "--out", str(ro / "run"), *TINY]) == 2
         assert_one_sentence(capsys, f"--out {ro / 'run'}: cannot write in {ro}", "choose a writable location")
 
 
@@ -140,7 +132,7 @@ def test_train_full_disk_is_found_before_training(tmp_path: Path, capsys: pytest
 
     monkeypatch.setattr(mmimic.cli.shutil, "disk_usage", almost_full)
     out = tmp_path / "run"
-    assert runner("train").main(["--embodiment", "bimanual", "--out", str(out), "--iterations", "1", *TINY]) == 2
+    assert load_runner("train").main(["--embodiment", "bimanual", "--out", str(out), "--iterations", "1", *TINY]) == 2
     assert_one_sentence(capsys, f"--out {out}: 0.0 MiB free on that file system", "free some space")
     assert not (out / "checkpoints").exists()
 
@@ -148,7 +140,7 @@ def test_train_full_disk_is_found_before_training(tmp_path: Path, capsys: pytest
 def test_resume_refuses_another_runs_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     run = tmp_path / "bimanual-run"
     (run / "checkpoints").mkdir(parents=True)
-    train = runner("train")
+    train = load_runner("train")
     resolve_config("bimanual", "cpu").to_toml(run / "config.toml")
     fake_checkpoint(run / "checkpoints/checkpoint_000001.pt", "fullbody", 1)
     before = (run / "config.toml").read_text()
@@ -160,12 +152,12 @@ def test_resume_refuses_another_runs_checkpoint(tmp_path: Path, capsys: pytest.C
 def test_resume_at_or_past_the_last_iteration_says_so(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     run = tmp_path / "run"
     fake_checkpoint(run / "checkpoints/checkpoint_000005.pt", "bimanual", 5)
-    assert runner("train").main(["--resume", str(run)]) == 2
+    assert load_runner("train").main(["--resume", str(run)]) == 2
     assert_one_sentence(capsys, "the checkpoint is at iteration 5 and the run ends at iteration 5", "--iterations above 5")
-    assert runner("train").main(["--resume", str(run), "--iterations", "3"]) == 2
+    assert load_runner("train").main(["--resume", str(run), "--iterations", "3"]) == 2
     assert_one_sentence(capsys, "the checkpoint is at iteration 5 and the run ends at iteration 3")
     (tmp_path / "empty").mkdir()
-    assert runner("train").main(["--resume", str(tmp_path / "empty")]) == 2
+    assert load_runner("train").main(["--resume", str(tmp_path / "empty")]) == 2
     assert_one_sentence(capsys, "no checkpoints/checkpoint_*.pt in this run directory")
 
 
@@ -173,10 +165,10 @@ def test_resume_at_or_past_the_last_iteration_says_so(tmp_path: Path, capsys: py
 def test_unreadable_checkpoints(tmp_path: Path, capsys: pytest.CaptureFixture, content: str) -> None:
     path = tmp_path / ("ckpt.pt" if content == "random" else "clip.npz")
     path.write_bytes(os.urandom(4096) if content == "random" else bytes(4096))
-    assert runner("train").main(["--embodiment", "bimanual", "--finetune", str(path), "--out", str(tmp_path / "ft"), *TINY]) == 2
+    assert load_runner("train").main(["--embodiment", "bimanual", "--finetune", str(path), "--out", str(tmp_path / "ft"), *TINY]) == 2
     text = assert_one_sentence(capsys, f"checkpoint {path}: not a torch checkpoint archive")
     assert "issue" not in text and "pickle" not in text
-    assert runner("eval").main(["--checkpoint", str(path), "--motions", str(CLIP)]) == 2
+    assert load_runner("eval").main(["--checkpoint", str(path), "--motions", str(CLIP)]) == 2
     assert_one_sentence(capsys, f"checkpoint {path}: not a torch checkpoint archive")
     with pytest.raises(CheckpointError, match="not a torch checkpoint archive"):
         load_policy(path)
@@ -202,18 +194,18 @@ def test_too_many_worlds_is_one_sentence(tmp_path: Path) -> None:
 
 def test_eval_play_benchmark_output_paths(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     checkpoint = tmp_path / "missing.pt"  # the output paths are checked first
-    assert runner("eval").main(["--checkpoint", str(checkpoint), "--json", str(tmp_path)]) == 2
+    assert load_runner("eval").main(["--checkpoint", str(checkpoint), "--json", str(tmp_path)]) == 2
     assert_one_sentence(capsys, f"--json {tmp_path}: is a directory")
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    assert runner("eval").main(["--checkpoint", str(checkpoint), "--report", str(a_file)]) == 2
+    assert load_runner("eval").main(["--checkpoint", str(checkpoint), "--report", str(a_file)]) == 2
     assert_one_sentence(capsys, f"--report {a_file}: is a file, not a directory")
-    assert runner("play").main(["--checkpoint", str(checkpoint), "--motion", str(CLIP), "--video", str(a_file / "v.mp4")]) == 2
+    assert load_runner("play").main(["--checkpoint", str(checkpoint), "--motion", str(CLIP), "--video", str(a_file / "v.mp4")]) == 2
     assert_one_sentence(capsys, f"{a_file} is a file, not a directory")
     with read_only_directory(tmp_path / "ro") as ro:
-        assert runner("eval").main(["--checkpoint", str(checkpoint), "--json", str(ro / "m.json")]) == 2
+        assert load_runner("eval").main(["--checkpoint", str(checkpoint), "--json", str(ro / "m.json")]) == 2
         assert_one_sentence(capsys, f"--json {ro / 'm.json'}: cannot write in {ro}")
-        assert runner("benchmark").main(["--embodiment", "bimanual", "--device", "cpu", "--json", str(ro / "p.json")]) == 2
+        assert load_runner("benchmark").main(["--embodiment", "bimanual", "--device", "cpu", "--json", str(ro / "p.json")]) == 2
         assert_one_sentence(capsys, f"--json {ro / 'p.json'}: cannot write in {ro}")
 
 
@@ -226,20 +218,20 @@ def test_eval_refuses_a_nan_policy(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_retarget_and_motions_output_paths(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    assert runner("retarget").main([str(tmp_path / "walk.bvh"), "--embodiment", "bimanual", "--out", str(a_file)]) == 2
+    assert load_runner("retarget").main([str(tmp_path / "walk.bvh"), "--embodiment", "bimanual", "--out", str(a_file)]) == 2
     assert_one_sentence(capsys, f"--out {a_file}: is a file, not a directory")
     with read_only_directory(tmp_path / "ro") as ro:
-        assert runner("motions").main(["derive", str(REPO / "motions/fullbody/opensim_walk.npz"), "--embodiment", "bimanual",
+        assert load_runner("motions").main(["derive", str(REPO / "motions/fullbody/opensim_walk.npz"), "--embodiment", "bimanual",
                                        "--out", str(ro / "arms.npz")]) == 2
         assert_one_sentence(capsys, f"--out {ro / 'arms.npz'}: cannot write in {ro}")
-        assert runner("motions").main(["convert", str(REPO / "motions/sources/opensim_moco_walk/coordinates.mot"),
+        assert load_runner("motions").main(["convert", str(REPO / "motions/sources/opensim_moco_walk/coordinates.mot"),
                                        "--out", str(ro / "walk.npz")]) == 2
         assert_one_sentence(capsys, f"--out {ro / 'walk.npz'}: cannot write in {ro}")
 
 
 def test_derive_to_a_body_the_clip_does_not_fit(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "full.npz"
-    assert runner("motions").main(["derive", str(CLIP), "--embodiment", "fullbody", "--out", str(out)]) == 1
+    assert load_runner("motions").main(["derive", str(CLIP), "--embodiment", "fullbody", "--out", str(out)]) == 1
     assert_one_sentence(capsys, f"{CLIP}: the derived clip does not fit embodiment 'fullbody'", "missing joint(s) root")
     assert not out.exists()
 

@@ -3,7 +3,6 @@ and Warp does not (faked: the usual cause is a driver older than Warp's CUDA 13 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -13,18 +12,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 import warp as wp
+from runner_scripts import load_runner
 
 from mmimic.device import cuda_view
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def runner(name: str):
-    spec = importlib.util.spec_from_file_location(f"mmimic_{name}_runner", REPO / "runners" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -54,7 +46,7 @@ def test_doctor_reports_this_cpu_machine():
 
 
 def test_doctor_names_the_driver_problem(warp_blind):
-    doctor = runner("doctor")
+    doctor = load_runner("doctor")
     report = doctor.diagnose(render=False)
     rows = dict(report.rows)
     assert rows["torch CUDA"] == "built with 12.8; 1 GPU(s) visible"
@@ -67,7 +59,7 @@ def test_doctor_names_the_driver_problem(warp_blind):
 
 
 def test_train_refuses_the_cpu_when_warp_cannot_use_the_gpu(warp_blind, tmp_path, capsys):
-    train = runner("train")
+    train = load_runner("train")
     code = train.main(["--embodiment", "bimanual", "--iterations", "1", "--out", str(tmp_path / "run")])
     out = capsys.readouterr()
     assert code == 2
@@ -78,7 +70,7 @@ def test_train_refuses_the_cpu_when_warp_cannot_use_the_gpu(warp_blind, tmp_path
 
 
 def test_benchmark_refuses_the_cpu_when_warp_cannot_use_the_gpu(warp_blind, capsys):
-    benchmark = runner("benchmark")
+    benchmark = load_runner("benchmark")
     with pytest.raises(SystemExit) as exit_info:
         benchmark.parse_args(["--embodiment", "bimanual"])
     assert exit_info.value.code == 2
@@ -86,7 +78,7 @@ def test_benchmark_refuses_the_cpu_when_warp_cannot_use_the_gpu(warp_blind, caps
 
 
 def test_eval_refuses_the_cpu_when_warp_cannot_use_the_gpu(warp_blind, tmp_path, capsys):
-    evaluate = runner("eval")
+    evaluate = load_runner("eval")
     code = evaluate.main(["--checkpoint", str(tmp_path / "never_read.pt")])
     assert code == 2
     out = capsys.readouterr()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import mujoco
 import numpy as np
 import pytest
+from runner_scripts import load_runner
 
 import mmimic
 import mmimic.embodiment
@@ -58,10 +58,7 @@ def _compare(model, qpos, reference: Path, start: float, bounds) -> dict[str, tu
 @pytest.fixture
 def runner(monkeypatch, fullbody):
     monkeypatch.setattr(mmimic.embodiment, "load_embodiment", lambda name: fullbody)
-    spec = importlib.util.spec_from_file_location("mmimic_retarget_runner", REPO / "runners/retarget.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_runner("retarget")
 
 
 def test_trc_walk_follows_opensim_ik(body, runner, tmp_path):

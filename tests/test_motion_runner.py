@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from runner_scripts import load_runner
 from test_motion_clip import walking_like_clip
 
 import mmimic
@@ -20,10 +20,7 @@ TRIAL = REPO / "motions" / "sources" / "opensim_moco_walk" / "coordinates_full_t
 
 @pytest.fixture(scope="module")
 def runner():
-    spec = importlib.util.spec_from_file_location("motions_runner", REPO / "runners" / "motions.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_runner("motions")
 
 
 def test_list_and_inspect_the_default_sets(runner, capsys: pytest.CaptureFixture) -> None:

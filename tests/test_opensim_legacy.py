@@ -7,7 +7,6 @@ negative in flexion) are stated in SOURCE.md and were checked by hand in the fil
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import warnings
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from runner_scripts import load_runner
 
 from mmimic.io.opensim import (
     OpenSimFormatError,
@@ -32,13 +32,6 @@ RUN = LEGACY / "runningModel_Kinematics_q.sto"
 RAJAGOPAL = REPO / "motions" / "sources" / "opensim_moco_walk" / "coordinates_full_trial_100hz.mot"
 SOURCE_RATES = {WALK: 60.0, RUN: 1000.0}  # SOURCE.md
 COMPARED = [f"{c}_{s}" for c in ("hip_flexion", "knee_angle", "ankle_angle") for s in ("r", "l")]
-
-
-def _runner(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_runner", REPO / "runners" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _source_radians(path: Path) -> tuple[list[str], np.ndarray]:
@@ -151,7 +144,7 @@ def retargeted(fullbody, tmp_path_factory: pytest.TempPathFactory) -> Path:
     with warnings.catch_warnings(), pytest.MonkeyPatch.context() as patch:
         warnings.simplefilter("ignore", UserWarning)
         patch.setattr("mmimic.embodiment.load_embodiment", lambda name: fullbody)  # compiled once per session
-        assert _runner("retarget").main([str(WALK), str(RUN), "--embodiment", "fullbody", "--out", str(out)]) == 0
+        assert load_runner("retarget").main([str(WALK), str(RUN), "--embodiment", "fullbody", "--out", str(out)]) == 0
     return out
 
 
@@ -172,7 +165,7 @@ def test_retargeted_clip_follows_the_source(retargeted: Path, path: Path, fullbo
 
 def test_convert_runner_resamples_to_the_clip_rate(tmp_path: Path, fullbody) -> None:
     out = tmp_path / "run.npz"
-    motions = _runner("motions")
+    motions = load_runner("motions")
     motions.load_embodiment = lambda name: fullbody  # compiled once per session
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -4,7 +4,6 @@ CMU 02_01, `tests/data/cmu_daz/`), the source catalog and the shipped CMU motion
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
 import tomllib
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from runner_scripts import load_runner
 
 from mmimic.motion.clip import MotionError, read_clip
 from mmimic.motion.manifest import MANIFEST, collect_clips, manifest_problems, write_manifest
@@ -227,9 +227,7 @@ def test_shipped_cmu_sets() -> None:
 
 @pytest.mark.slow  # loads both bodies and retargets: about 15 s alone on 2 cores, more under load
 def test_build_motions_runner_on_the_excerpt(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("build_motions", REPO / "runners" / "build_motions.py")
-    runner = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(runner)
+    runner = load_runner("build_motions")
     raw, fullbody, bimanual = (tmp_path / d for d in ("raw", "fullbody", "bimanual"))
     for d in (raw, fullbody, bimanual):
         d.mkdir()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from runner_scripts import load_runner
 
 import mmimic.embodiment
 
@@ -19,10 +19,7 @@ CMU_BVH = REPO / "motions/sources/cmu_bvh/131_01.bvh"
 def runner(monkeypatch, fullbody, bimanual):
     bodies = {"fullbody": fullbody, "bimanual": bimanual}
     monkeypatch.setattr(mmimic.embodiment, "load_embodiment", lambda name: bodies[name])
-    spec = importlib.util.spec_from_file_location("mmimic_retarget_runner", REPO / "runners/retarget.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_runner("retarget")
 
 
 def bvh_text(frames: int = 20) -> tuple[str, list[str]]:
