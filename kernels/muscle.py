@@ -126,10 +126,7 @@ class MuscleParams:
 
 @wp.struct
 class MuscleData:
-    """mujoco_warp's per-world muscle arrays, each (nworld, nu).
-
-    The force kernels read ctrl, act, actuator_length and actuator_velocity and write act_dot and actuator_force.
-    """
+    """mujoco_warp's per-world muscle arrays, each (nworld, nu): the force kernels write act_dot and actuator_force."""
 
     ctrl: wp.array2d(dtype=float)
     act: wp.array2d(dtype=float)
@@ -143,8 +140,7 @@ class MuscleData:
 def hill_force(model: MuscleParams, data: MuscleData, p: int, world: int, muscle: int, activation: float) -> float:
     """Actuator force gain * activation + bias of `muscle` in `world` with the parameters of row `p`."""
     length = data.actuator_length[world, muscle]
-    lengthrange = model.lengthrange[p, muscle]
-    acc0 = model.acc0[p, muscle]
+    lengthrange, acc0 = model.lengthrange[p, muscle], model.acc0[p, muscle]
     gain = muscle_gain(length, data.actuator_velocity[world, muscle], lengthrange, acc0, model.gainprm[p, muscle])
     return gain * activation + muscle_bias(length, lengthrange, acc0, model.biasprm[p, muscle])
 
