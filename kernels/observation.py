@@ -63,10 +63,11 @@ def sim_site_velocity(p: wp.vec3, cvel: wp.spatial_vector, root_com: wp.vec3) ->
 
 @wp.kernel
 def advance_reference(
+    # Model:
+    stride: int,
     # Data in:
     mask: wp.array(dtype=wp.bool),
     advance: int,
-    stride: int,
     state: WorldState,
     # Data out (through state): clip_step, episode_step, frame, ref_qpos, ref_qvel
 ):

@@ -8,8 +8,8 @@ Every term is a kernel with the same signature,
 launched with one thread per world (`world = wp.tid()`), reading the post-step `WorldState`
 (kernels/state.py; the reference's relative site features at index 0, the current frame) and
 writing one float to `out[world]`. The built-in DeepMimic terms below are written exactly like a
-user's own (docs/rewards.md) and are registered by `mmimic.env.rewards`. Imitation terms return exp(-scale * error) with the error of
-the published system (MuscleMimic, arXiv 2603.25544); penalties return a value <= 0.
+user's own (docs/rewards.md) and are registered by `mmimic.env.rewards`. Imitation terms return
+exp(-scale * error) with the error of the published system (MuscleMimic, arXiv 2603.25544); penalties return a value <= 0.
 """
 
 from __future__ import annotations

@@ -59,6 +59,7 @@ def terminate(
         angle = quat_angle(qpos_quat(state.qpos, world, root + 3), qpos_quat(state.ref_qpos, world, root + 3))
         absorbing = absorbing or angle > params.root_angle
     absorbing = absorbing or state.nonfinite_action[world] or nonfinite_obs[world]
-    ended = state.episode_step[world] >= params.horizon or state.clip_step[world] >= state.clip_length[state.clip[world]] - 1
+    last = state.clip_length[state.clip[world]] - 1
+    ended = state.episode_step[world] >= params.horizon or state.clip_step[world] >= last
     terminated[world] = absorbing
     truncated[world] = ended and not absorbing

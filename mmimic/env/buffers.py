@@ -32,10 +32,11 @@ class EnvBuffers:
         s.lib_qpos, s.lib_qvel = reference.qpos, reference.qvel
         s.lib_site_xpos, s.lib_site_xmat, s.lib_site_vel = reference.site_xpos, reference.site_xmat, reference.site_vel
         s.clip_start, s.clip_length, s.clip_cdf = reference.clip_start, reference.clip_length, reference.clip_cdf
+        rel, ref_rel = (n, sites - 1), (look, n, sites - 1)
         owned = {
-            "site_pos": (n, sites), "site_rpos": (n, sites - 1), "site_rangles": (n, sites - 1), "site_rvel": (n, sites - 1),
+            "site_pos": (n, sites), "site_rpos": rel, "site_rangles": rel, "site_rvel": rel,
             "frame": (look, n), "ref_qpos": (n, m.nq), "ref_qvel": (n, m.nv), "ref_site_pos": (n, sites),
-            "ref_site_rpos": (look, n, sites - 1), "ref_site_rangles": (look, n, sites - 1), "ref_site_rvel": (look, n, sites - 1),
+            "ref_site_rpos": ref_rel, "ref_site_rangles": ref_rel, "ref_site_rvel": ref_rel,
             "clip": n, "clip_step": n, "episode_step": n, "root_offset": n, "action": (n, a), "last_action": (n, a),
             "nonfinite_action": n,
         }

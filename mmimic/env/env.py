@@ -75,8 +75,8 @@ class ImitationEnv:
     simulator `sim`, and per-world views `clip`, `clip_step` (frame within the clip), `frame`
     (motion-library row of the current reference frame), `root_offset` (the start frame's root
     x-y subtracted from the reference), and the current reference with that offset removed,
-    `ref_qpos` (N, nq) and `ref_site_pos` (N, S, 3) (mimic sites, world frame). Physics overflows are counted, not checked, during steps:
-    call `env.sim.overflow_report()` once per iteration (it reads two counters from the device).
+    `ref_qpos` (N, nq) and `ref_site_pos` (N, S, 3) (mimic sites, world frame). Physics
+    overflows are counted, not checked, during steps: call `env.sim.overflow_report()` once per iteration (it reads two counters from the device).
     """
 
     def __init__(
@@ -111,7 +111,8 @@ class ImitationEnv:
         with wp.ScopedDevice(self.device):
             # Resets run inside a conditional graph node when some world finished (always when eager).
             self._conditional = self.config.capture and (wp.get_device().is_cpu or wp.is_conditional_graph_supported())
-            self._buf = EnvBuffers(self.sim, self.reference, self.config, layout, self.terms, (self.root_qpos_adr, self.root_qvel_adr))
+            root = (self.root_qpos_adr, self.root_qvel_adr)
+            self._buf = EnvBuffers(self.sim, self.reference, self.config, layout, self.terms, root)
             with self._scope():
                 # One eager pass loads every kernel module (no module loads inside a GPU capture), then
                 # the first episodes start.
@@ -143,11 +144,11 @@ class ImitationEnv:
             raise ValueError(f"clip_ids and start_steps must have shape ({n},), got {tuple(ids.shape)} and {tuple(steps.shape)}")
         if bool(((ids < 0) | (ids >= lengths.numel())).any()) or bool(((steps < 0) | (steps >= lengths[ids.clamp(0, lengths.numel() - 1)])).any()):
             raise ValueError("clip_ids must name clips of the motion library and start_steps frames within them")
-        self.reset()  # a plain reset first: every world's random stream advances as at any reset, whatever start it is given
+        self.reset()  # a plain reset first: each world's random stream advances as at any reset
         b, clips, starts = self._buf, ids.to(torch.int32), steps.to(torch.int32)
         with wp.ScopedDevice(self.device), self._scope():
-            wp.launch(reset_kernels.start_episodes, dim=n, inputs=[wp.from_torch(clips), wp.from_torch(starts), b.state],
-                      outputs=[b.episode_return, b.qpos_target, b.qvel_target])
+            wp.launch(reset_kernels.start_episodes, dim=n, inputs=[wp.from_torch(clips), wp.from_torch(starts),
+                      b.state], outputs=[b.episode_return, b.qpos_target, b.qvel_target])
             self.sim.launch_reset(b.all, b.qpos_target, b.qvel_target)
             self._first_observation(b.all)
         return self.obs
@@ -213,7 +214,8 @@ class ImitationEnv:
         n, a, b = self.num_envs, self.num_actions, self._buf
         s = b.state
         wp.launch(action_kernels.flag_nonfinite_actions, dim=n, inputs=[b.actions], outputs=[s.nonfinite_action])
-        wp.launch(action_kernels.write_controls, dim=(n, a), inputs=[b.actions, s.nonfinite_action], outputs=[s.action, s.ctrl])
+        wp.launch(action_kernels.write_controls, dim=(n, a), inputs=[b.actions, s.nonfinite_action],
+                  outputs=[s.action, s.ctrl])
 
     def _evaluate(self) -> None:
         n, b = self.num_envs, self._buf
@@ -221,7 +223,8 @@ class ImitationEnv:
         self._refresh_derived()
         b.nonfinite_obs.zero_()
         self._observe(self._buf.all, advance=1)
-        wp.launch(term_kernels.terminate, dim=n, inputs=[b.termination, s, b.nonfinite_obs], outputs=[b.terminated, b.truncated])
+        wp.launch(term_kernels.terminate, dim=n, inputs=[b.termination, s, b.nonfinite_obs],
+                  outputs=[b.terminated, b.truncated])
         for i, term in enumerate(self.terms):
             wp.launch(term.kernel, dim=n, inputs=[s, term.params, b.terms[i]])
         wp.launch(reward_kernels.combine_rewards, dim=n, inputs=[b.weights, b.is_penalty, self.config.penalty_floor],
@@ -248,7 +251,7 @@ class ImitationEnv:
         """Reference frames, site features and the observation of the worlds in `mask`."""
         n, b = self.num_envs, self._buf
         s, sites = b.state, len(self.embodiment.mimic_sites)
-        wp.launch(obs_kernels.advance_reference, dim=n, inputs=[mask, advance, self.config.stride, s])
+        wp.launch(obs_kernels.advance_reference, dim=n, inputs=[self.config.stride, mask, advance, s])
         wp.launch(obs_kernels.sim_site_features, dim=(n, sites), inputs=[mask, s])
         wp.launch(obs_kernels.ref_site_features, dim=(self.config.lookahead, n, sites), inputs=[mask, s])
         wp.launch(obs_kernels.gather_observation, dim=(n, self.num_obs),
@@ -260,7 +263,9 @@ class ImitationEnv:
         self._first_observation(mask)
 
     def _restart(self, mask: wp.array) -> None:
-        """Draw a start frame for the worlds in `mask` and set their state to it: kernels only (legal in a conditional body)."""
+        """Draw a start frame for the worlds in `mask` and set their state to it.
+
+        Kernels only: legal in a conditional graph body."""
         b = self._buf
         wp.launch(reset_kernels.draw_episodes, dim=self.num_envs, inputs=[mask, b.state],
                   outputs=[b.rng, b.episode_return, b.qpos_target, b.qvel_target])
