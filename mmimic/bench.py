@@ -136,7 +136,7 @@ def training_throughput(env: ImitationEnv, config: TrainConfig, iterations: int,
     network = config.network
     actor_critic = ActorCritic(env.num_obs, env.num_actions, network.actor_hidden, network.critic_hidden,
                                network.init_std, residual=network.residual).to(device)
-    ppo = PPO(actor_critic, config.ppo, device, num_updates=run.iterations)
+    ppo = PPO(actor_critic, config.ppo, device, num_updates=run.num_iterations())
     storage = RolloutStorage(run.num_steps, env.num_envs, env.num_obs, env.num_actions, device)
     totals = dict.fromkeys(("env", "policy", "update", "iteration"), 0.0)
 

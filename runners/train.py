@@ -92,19 +92,19 @@ def _train(args: argparse.Namespace, console: Console) -> int:
     from mmimic.train.trainer import Trainer, check_new_run_dir, check_resume, checkpoint_bytes, load_for_resume
 
     device = resolve_device(args.device)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))  # under torchrun --timesteps counts every rank
     checkpoint, resume = None, False
     if args.resume:
         checkpoint, run_dir = load_for_resume(args.resume)
         config = TrainConfig.from_dict(checkpoint["config"])
         if args.iterations is not None:
-            config.run.iterations = args.iterations
-        check_resume(checkpoint, config, run_dir, f"--resume {args.resume}")
+            config.run.iterations, config.run.timesteps = args.iterations, 0
+        check_resume(checkpoint, config, run_dir, f"--resume {args.resume}", world_size)
         apply_reward_args(config.reward_modules, [])
         resume = True
     else:
         preset = args.preset or preset_for(args.embodiment, device.startswith("cuda"))
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))  # under torchrun --timesteps counts every rank
-        config = resolve_config(args.embodiment, preset, args.config, _cli_overrides(args), world_size)
+        config = resolve_config(args.embodiment, preset, args.config, _cli_overrides(args))
         config.reward_modules = [str(p.resolve()) for p in args.reward_module]
         weights = apply_reward_args(config.reward_modules, args.reward)
         config.env.reward_weights = {**config.env.reward_weights, **weights}
@@ -118,9 +118,9 @@ def _train(args: argparse.Namespace, console: Console) -> int:
     check_output_dir(run_dir, flag)
     if config.preset == "cpu" and not resume:
         console.print(f"[yellow]No GPU preset in use: the 'cpu' preset runs {config.run.num_envs} worlds for "
-                      f"{config.run.iterations} iterations with {config.network.actor_hidden} networks, a "
-                      "demonstration of minutes. On a GPU, --preset fullbody (or bimanual) runs the published "
-                      "8192-world recipe; --num-envs / --iterations / --set scale any value.[/yellow]")
+                      f"{config.run.num_iterations(world_size)} iterations with {config.network.actor_hidden} "
+                      "networks, a demonstration of minutes. On a GPU, --preset fullbody (or bimanual) runs the "
+                      "published 8192-world recipe; --num-envs / --iterations / --set scale any value.[/yellow]")
     trainer = Trainer(config, run_dir, device, console=console, init_checkpoint=checkpoint, resume=resume,
                       reset_std=args.reset_std)
     if trainer.is_main:  # under torchrun rank 0 alone writes the run directory

@@ -79,6 +79,15 @@ def test_stored_num_updates_is_accepted_and_ignored(tmp_path: Path) -> None:
         PPO(ActorCritic(4, 2, [8], [8], 1.0), config.ppo, "cpu")
 
 
+def test_timesteps_give_the_run_length_without_overwriting_iterations() -> None:
+    """`run.timesteps` is the run's length in environment steps of all ranks: the iterations follow from it,
+    rounded up, for the number of ranks; the configuration keeps `run.iterations` as given."""
+    config = resolve_config("bimanual", "cpu", overrides=["run.num_envs=3", "run.num_steps=4", "run.timesteps=100"])
+    assert config.run.iterations == resolve_config("bimanual", "cpu").run.iterations
+    assert (config.run.num_iterations(), config.run.num_iterations(2)) == (9, 5)  # ceil(100 / 12), ceil(100 / 24)
+    assert TrainConfig.from_dict(config.to_dict()).run.num_iterations(2) == 5
+
+
 def test_run_directory_and_policy_export(tmp_path: Path) -> None:
     out = tmp_path / "run"
     runner = load_runner()

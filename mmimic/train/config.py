@@ -30,9 +30,10 @@ class ConfigError(ValueError):
     """A preset, TOML file or override names an unknown key or gives a value of the wrong type."""
 
 
-DERIVED_KEYS = {"ppo.num_updates": "run.iterations"}
-"""Keys that earlier versions stored and that are now derived (each from the key it maps to):
-accepted when read (checkpoints, run config.toml files, overrides) and ignored."""
+DERIVED_KEYS = ("ppo.num_updates",)
+"""Keys that earlier versions stored and that are now derived (the anneal horizon is the run's
+iterations, `RunConfig.num_iterations`): accepted when read (checkpoints, config.toml, overrides)
+and ignored."""
 
 
 @dataclass
@@ -51,8 +52,8 @@ class RunConfig:
 
     num_envs: int = 8192
     num_steps: int = 20
-    iterations: int = 12500
-    timesteps: int = 0  # when positive: enough iterations of num_envs x num_steps to reach it
+    iterations: int = 12500  # the run's length, unless timesteps is positive (`num_iterations`)
+    timesteps: int = 0  # when positive: the run's length in environment steps of all ranks
     seed: int = 0
     normalize_reward: bool = True
     validation_interval: int = 125
@@ -60,6 +61,13 @@ class RunConfig:
     validation_steps: int = 500
     keep_checkpoints: int = 10
     max_nonfinite_actions: float = 0.01  # stop training when a larger fraction of a rollout's actions is NaN/inf
+
+    def num_iterations(self, world_size: int = 1) -> int:
+        """The run's PPO iterations: `iterations`, or with a positive `timesteps` the fewest iterations
+        of `num_envs` x `num_steps` on each of `world_size` ranks that reach it."""
+        if self.timesteps > 0:
+            return max(1, math.ceil(self.timesteps / (self.num_envs * self.num_steps * world_size)))
+        return self.iterations
 
 
 @dataclass
@@ -168,11 +176,9 @@ def preset_for(embodiment: str, on_gpu: bool) -> str:
 
 
 def resolve_config(
-    embodiment: str, preset: str, toml_path: Path | None = None, overrides: list[str] | None = None,
-    world_size: int = 1,
+    embodiment: str, preset: str, toml_path: Path | None = None, overrides: list[str] | None = None
 ) -> TrainConfig:
-    """Preset, then the TOML file, then `section.key=value` overrides. `run.timesteps` counts the steps
-    of all `world_size` ranks (`run.num_envs` is per rank)."""
+    """Preset, then the TOML file, then `section.key=value` overrides."""
     if preset not in PRESETS:
         raise ConfigError(f"--preset {preset!r} is not one of {', '.join(PRESETS)}")
     config = PRESETS[preset](embodiment)
@@ -198,9 +204,6 @@ def resolve_config(
         except tomllib.TOMLDecodeError:
             value = raw  # a bare word is a string
         _set(config, key.strip().split("."), value, f"--set {item}")
-    if config.run.timesteps > 0:
-        per_iteration = config.run.num_envs * config.run.num_steps * world_size
-        config.run.iterations = max(1, math.ceil(config.run.timesteps / per_iteration))
     check_config(config)
     return config
 

@@ -188,7 +188,7 @@ class Trainer:
             self.env.num_obs, self.env.num_actions, config.network.actor_hidden, config.network.critic_hidden,
             config.network.init_std, residual=config.network.residual,
         ).to(self.device)
-        self.ppo = PPO(self.actor_critic, config.ppo, self.device, num_updates=run.iterations)
+        self.ppo = PPO(self.actor_critic, config.ppo, self.device, num_updates=run.num_iterations(self.world_size))
         self.reward_normalizer = ReturnNormalizer(run.num_envs, gamma=config.ppo.gamma).to(self.device)
         if self.world_size > 1:
             self.actor_critic.obs_normalizer.enable_all_reduce()
@@ -233,15 +233,16 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def train(self) -> Path | None:
-        """Run to `config.run.iterations`; Ctrl-C stops after the current iteration with a checkpoint."""
+        """Run to `config.run.num_iterations`; Ctrl-C stops after the current iteration with a checkpoint."""
         run = self.config.run
+        iterations = run.num_iterations(self.world_size)
         previous = signal.signal(signal.SIGINT, self._request_stop)
         last_saved: Path | None = None
         stats = EpisodeStats(self.device, self.clip_stats)
         obs = self.env.reset()
         try:
-            with RunLogger(self.paths.root, run.iterations, self.console, enabled=self.is_main) as logger:
-                while self.iteration < run.iterations and not self._stop_agreed():
+            with RunLogger(self.paths.root, iterations, self.console, enabled=self.is_main) as logger:
+                while self.iteration < iterations and not self._stop_agreed():
                     started = time.perf_counter()
                     obs = self._rollout(obs, stats)
                     update = self._update(obs)
@@ -257,7 +258,7 @@ class Trainer:
                         logger.log(self.iteration, self.env_steps, metrics)
                         raise TrainingDiverged(self._diverged_message(problems))
                     self.iteration += 1
-                    if self.iteration % run.validation_interval == 0 or self.iteration == run.iterations:
+                    if self.iteration % run.validation_interval == 0 or self.iteration == iterations:
                         if self.is_main:  # only rank 0 logs and saves; the other ranks go on to the next rollout
                             metrics.update(self.validate())
                         last_saved = self.save()
@@ -417,13 +418,14 @@ def check_new_run_dir(run_dir: Path, flag: str) -> None:
                          f"{run_dir}, or choose a new {flag}")
 
 
-def check_resume(checkpoint: dict, config: TrainConfig, run_dir: Path, where: str) -> None:
-    """UsageError when the checkpoint is already at `config.run.iterations`, or when the run directory's
-    config.toml records another configuration than the checkpoint (`run.iterations` may differ)."""
-    done = int(checkpoint["iteration"])
-    if config.run.iterations <= done:
+def check_resume(checkpoint: dict, config: TrainConfig, run_dir: Path, where: str, world_size: int = 1) -> None:
+    """UsageError when the checkpoint is already at the run's last iteration (`RunConfig.num_iterations` on
+    `world_size` ranks), or when the run directory's config.toml records another configuration than the
+    checkpoint (the run's length, `run.iterations` and `run.timesteps`, may differ)."""
+    done, end = int(checkpoint["iteration"]), config.run.num_iterations(world_size)
+    if end <= done:
         raise UsageError(f"{where}: the checkpoint is at iteration {done} and the run ends at iteration "
-                         f"{config.run.iterations}; give --iterations above {done} to continue it")
+                         f"{end}; give --iterations above {done} to continue it")
     saved_path = Path(run_dir) / "config.toml"
     if not saved_path.is_file():
         return
@@ -432,7 +434,7 @@ def check_resume(checkpoint: dict, config: TrainConfig, run_dir: Path, where: st
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"{where}: the run's {saved_path} is not readable TOML ({exc})") from None
     differences = _differences(_plain(saved), _plain(checkpoint["config"]))
-    differences = [d for d in differences if d not in ("run.iterations", *DERIVED_KEYS)]
+    differences = [d for d in differences if d not in ("run.iterations", "run.timesteps", *DERIVED_KEYS)]
     if differences:
         shown = ", ".join(f"{key} ({_lookup(saved, key)!r} in the run, {_lookup(checkpoint['config'], key)!r} "
                           "in the checkpoint)" for key in differences[:3])
