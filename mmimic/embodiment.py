@@ -186,18 +186,9 @@ def load_embodiment(
         raise EmbodimentError(f"{toml_path}: model.keyframe {keyframe} is out of range (the model has {mj_model.nkey})")
     model_hash = hashlib.sha256(spec.to_xml().encode()).hexdigest()[:16]
     return Embodiment(
-        name=name,
-        directory=directory,
-        xml_path=xml_path,
-        mj_model=mj_model,
-        physics=physics,
-        muscle_model=model_name,
-        fingers_removed=fingers_removed,
-        finger_joints=finger_joints,
-        mimic_sites=sites,
-        touch_sensors=touch,
-        keyframe=keyframe,
-        model_hash=model_hash,
+        name=name, directory=directory, xml_path=xml_path, mj_model=mj_model, physics=physics, muscle_model=model_name,
+        fingers_removed=fingers_removed, finger_joints=finger_joints, mimic_sites=sites, touch_sensors=touch,
+        keyframe=keyframe, model_hash=model_hash,
     )
 
 
