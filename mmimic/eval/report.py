@@ -102,7 +102,7 @@ def plot_groups(metrics: EvaluationMetrics, path: Path) -> Path:
     return _bar_panels(path, [label for label, _, _ in groups], panels, 0.4)
 
 
-def _curve(ax, comparison: CurveComparison, scale: float, sim_strides: np.ndarray | None = None) -> None:
+def _curve(ax, comparison: CurveComparison, scale: float) -> None:
     cycle = np.linspace(0, 100, comparison.exp_mean.shape[0])
     if comparison.exp_sd is not None:
         ax.fill_between(
