@@ -113,7 +113,7 @@ class ImitationEnv:
             self._conditional = self.config.capture and (wp.get_device().is_cpu or wp.is_conditional_graph_supported())
             root = (self.root_qpos_adr, self.root_qvel_adr)
             self._buf = EnvBuffers(self.sim, self.reference, self.config, layout, self.terms, root)
-            with self._scope():
+            with self.sim.torch_stream():
                 # One eager pass loads every kernel module (no module loads inside a GPU capture), then
                 # the first episodes start.
                 self._control_step()
@@ -125,7 +125,7 @@ class ImitationEnv:
 
     def reset(self) -> torch.Tensor:
         """Start a new episode in every world; returns the observation buffer (N, num_obs)."""
-        with wp.ScopedDevice(self.device), self._scope():
+        with wp.ScopedDevice(self.device), self.sim.torch_stream():
             self._run("reset", lambda: self._reset_worlds(self._buf.all))
         return self.obs
 
@@ -146,7 +146,7 @@ class ImitationEnv:
             raise ValueError("clip_ids must name clips of the motion library and start_steps frames within them")
         self.reset()  # a plain reset first: each world's random stream advances as at any reset
         b, clips, starts = self._buf, ids.to(torch.int32), steps.to(torch.int32)
-        with wp.ScopedDevice(self.device), self._scope():
+        with wp.ScopedDevice(self.device), self.sim.torch_stream():
             wp.launch(reset_kernels.start_episodes, dim=n, inputs=[wp.from_torch(clips), wp.from_torch(starts),
                       b.state], outputs=[b.episode_return, b.qpos_target, b.qvel_target])
             self.sim.launch_reset(b.all, b.qpos_target, b.qvel_target)
@@ -160,7 +160,7 @@ class ImitationEnv:
         their first observation of the new episode.
         """
         check_controls(actions, "actions", True, (self.num_envs, self.num_actions), "num_actions", "the environment", self.torch_device)
-        with wp.ScopedDevice(self.device), self._scope():
+        with wp.ScopedDevice(self.device), self.sim.torch_stream():
             self._actions.copy_(actions)
             self._run("step", self._control_step)
         return self.obs, self.reward, self.done, self.info
@@ -291,10 +291,6 @@ class ImitationEnv:
             phase()
         else:
             wp.capture_launch(self._graphs[name])
-
-    def _scope(self) -> wp.ScopedStream:
-        """Launch on torch's current stream on a GPU (the simulator's cached Warp stream), so torch and Warp work stay ordered."""
-        return self.sim.torch_stream()
 
 
 def _root_addresses(m: mujoco.MjModel) -> tuple[int, int]:
