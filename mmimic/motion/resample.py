@@ -38,14 +38,23 @@ def frame_weights(times: torch.Tensor, fps: float, length: torch.Tensor) -> tupl
     return i0, i1, alpha
 
 
+def output_frames(frames: int, fps_in: float, fps_out: float) -> int:
+    """Frames of the time grid k / `fps_out` that fits inside `frames` samples at `fps_in`."""
+    return math.floor((frames - 1) * fps_out / fps_in + 1e-9) + 1
+
+
+def interpolate_columns(times: np.ndarray, source_times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`values` (T, C) at `source_times`, linearly interpolated at `times`, column by column."""
+    return np.stack([np.interp(times, source_times, values[:, c]) for c in range(values.shape[1])], axis=1)
+
+
 def resample(
     qpos: np.ndarray, qvel: np.ndarray | None, fps_in: float, fps_out: float, quat_cols: list[int]
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Resample a trajectory to `fps_out` on the time grid k / fps_out that fits inside it:
     SLERP for quaternions, linear otherwise (qvel too, when given)."""
     frames = qpos.shape[0]
-    count = math.floor((frames - 1) * fps_out / fps_in + 1e-9) + 1
-    times = torch.arange(count, dtype=torch.float64) / fps_out
+    times = torch.arange(output_frames(frames, fps_in, fps_out), dtype=torch.float64) / fps_out
     i0, i1, alpha = frame_weights(times, fps_in, torch.tensor(frames))
     index = quaternion_index(quat_cols)
     q = torch.from_numpy(qpos)

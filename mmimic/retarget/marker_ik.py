@@ -42,6 +42,7 @@ import numpy as np
 
 from mmimic.io.markers import MarkerTrial
 from mmimic.motion.kinematics import per_frame
+from mmimic.motion.resample import interpolate_columns, output_frames
 from mmimic.retarget.ik import FrameSolver, IKSettings, kinematic_model
 from mmimic.retarget.markers import Marker, MarkerSet
 from mmimic.retarget.source import RetargetError
@@ -347,11 +348,9 @@ def solve_markers(motion: MarkerMotion, model: mujoco.MjModel, rest: np.ndarray,
     settings = settings or IKSettings()
     body = _ScaledBody(model, motion.markers)
     body.apply(motion.scales, [m.location for m in motion.markers])
-    duration = (motion.num_frames - 1) / motion.fps
-    times = np.arange(math.floor(duration * fps + 1e-9) + 1) / fps
+    times = np.arange(output_frames(motion.num_frames, motion.fps, fps)) / fps
     source = np.arange(motion.num_frames) / motion.fps
-    flat = motion.positions.reshape(motion.num_frames, -1)
-    targets = np.stack([np.interp(times, source, flat[:, c]) for c in range(flat.shape[1])], axis=1)
+    targets = interpolate_columns(times, source, motion.positions.reshape(motion.num_frames, -1))
     targets = targets.reshape(len(times), -1, 3)
     solver = _solver(body, motion.weights, rest, settings, motion.held)
     qpos = np.empty((len(times), body.model.nq))

@@ -10,7 +10,6 @@ source, so every output frame is an IK solution that honours the limits and coup
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from mmimic.coupling import Coupling
 from mmimic.embodiment import Embodiment
 from mmimic.motion import MotionClip, column_names, derive_clip, fit_clip
 from mmimic.motion.floor import collision_geoms, ground, lowest_points
-from mmimic.motion.resample import differentiate
+from mmimic.motion.resample import differentiate, output_frames
 from mmimic.retarget.ik import FrameSolver, IKSettings, floor_points, kinematic_model
 from mmimic.retarget.keypoints import FULLBODY_LANDMARKS, FULLBODY_POINTS, FULLBODY_SEGMENTS, MID_HIP, SIDES, midpoint
 from mmimic.retarget.marker_ik import MarkerMotion, solve_markers
@@ -107,7 +106,7 @@ class Retargeter:
         """How many frames the clip of `motion` will have."""
         if isinstance(motion, CoordinateMotion):
             return len(motion.qpos)
-        return math.floor((motion.num_frames - 1) / motion.fps * self.fps + 1e-9) + 1
+        return output_frames(motion.num_frames, motion.fps, self.fps)
 
     def run(
         self,

@@ -15,13 +15,13 @@ frames.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
+from mmimic.motion.resample import interpolate_columns, output_frames
 from mmimic.retarget.keypoints import (
     BONES,
     FULLBODY_AXES,
@@ -123,12 +123,8 @@ def body_targets(source: SourceMotion, geometry: BodyGeometry, fps: float) -> Ta
 
 def _resample(source: SourceMotion, fps: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Keypoints (linear) and segment frames (SLERP) on the grid k / fps inside the clip."""
-    duration = (source.num_frames - 1) / source.fps
-    count = math.floor(duration * fps + 1e-9) + 1
-    times = np.arange(count) / fps
+    times = np.arange(output_frames(source.num_frames, source.fps, fps)) / fps
     src_times = np.arange(source.num_frames) / source.fps
-    positions = {
-        k: np.stack([np.interp(times, src_times, v[:, i]) for i in range(3)], axis=-1) for k, v in source.positions.items()
-    }
+    positions = {k: interpolate_columns(times, src_times, v) for k, v in source.positions.items()}
     frames = {s: Slerp(src_times, Rotation.from_matrix(r))(times).as_matrix() for s, r in source.frames.items()}
     return positions, frames
