@@ -420,15 +420,10 @@ def read_opensim_table(path: str | Path, *, strict: bool = True, angles: str | N
 
     if "inDegrees" in header:
         _parse_bool(path, "inDegrees", header["inDegrees"])  # refuse a malformed value early
-    declared_rows = declared_cols = None
-    for key in ("nRows", "datarows"):
-        if key in header:
-            declared_rows = (key, _parse_count(path, key, header[key]))
-            break
-    for key in ("nColumns", "datacolumns"):
-        if key in header:
-            declared_cols = (key, _parse_count(path, key, header[key]))
-            break
+    declared_rows, declared_cols = (  # (the key the header uses, its count) or None
+        next(((key, _parse_count(path, key, header[key])) for key in keys if key in header), None)
+        for keys in (("nRows", "datarows"), ("nColumns", "datacolumns"))
+    )
 
     # Column labels: the first non-blank line after endheader.
     body = [(i + 1, line) for i, line in enumerate(lines) if i > end and line.strip()]
