@@ -63,14 +63,14 @@ class GaitEvents:
     toe_offs: np.ndarray
 
 
-def _as_time(time: np.ndarray, name: str = "time") -> np.ndarray:
+def _as_time(time: np.ndarray) -> np.ndarray:
     t = np.asarray(time, dtype=np.float64)
     if t.ndim != 1 or t.shape[0] < 2:
-        raise ValueError(f"{name} must be 1-D with at least 2 samples, got shape {t.shape}")
+        raise ValueError(f"time must be 1-D with at least 2 samples, got shape {t.shape}")
     if not np.all(np.isfinite(t)):
-        raise ValueError(f"{name} contains NaN or inf")
+        raise ValueError("time contains NaN or inf")
     if np.any(np.diff(t) <= 0):
-        raise ValueError(f"{name} must be strictly increasing")
+        raise ValueError("time must be strictly increasing")
     return t
 
 
