@@ -88,7 +88,7 @@ def test_published_layout_sizes(fullbody, bimanual) -> None:
         config = config or mmimic.EnvConfig()
         resolved = config.resolve(body)
         root = (0, 0) if body.has_free_root else (-1, -1)
-        sizes[name] = mmimic.env.build_layout(body, resolved, *root).size
+        sizes[name] = mmimic.env.layout.build_layout(body, resolved, *root).size
     assert sizes == {"fullbody": 2418, "bimanual": 701, "bimanual_gmr": 1597}
 
 
