@@ -25,21 +25,24 @@ def _dense_ln_silu(in_dim: int, out_dim: int) -> list[nn.Module]:
     return [_linear(in_dim, out_dim, math.sqrt(2.0)), nn.LayerNorm(out_dim, eps=1e-5), nn.SiLU()]
 
 
-class MLP(nn.Module):
-    """``[Linear(gain sqrt 2) -> LayerNorm(eps 1e-5) -> SiLU] x len(hidden)`` then ``Linear(gain 0.01)``."""
+class _BodyHead(nn.Module):
+    """Hidden `layers` (``body``), then ``Linear(gain 0.01)`` (``head``) from their output `width` to `out_dim`."""
 
-    def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int):
+    def __init__(self, layers: list[nn.Module], width: int, out_dim: int):
         super().__init__()
-        layers: list[nn.Module] = []
-        dim = in_dim
-        for width in hidden:
-            layers += _dense_ln_silu(dim, width)
-            dim = width
         self.body = nn.Sequential(*layers)
-        self.head = _linear(dim, out_dim, 0.01)
+        self.head = _linear(width, out_dim, 0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
+
+
+class MLP(_BodyHead):
+    """``[Linear(gain sqrt 2) -> LayerNorm(eps 1e-5) -> SiLU] x len(hidden)`` then ``Linear(gain 0.01)``."""
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int):
+        widths = [in_dim, *hidden]
+        super().__init__([m for a, b in zip(widths, hidden) for m in _dense_ln_silu(a, b)], widths[-1], out_dim)
 
 
 class GatedResidualBlock(nn.Module):
@@ -59,12 +62,11 @@ class GatedResidualBlock(nn.Module):
         return nn.functional.silu(self.skip(x) + torch.sigmoid(self.gate) * self.inner(x))
 
 
-class GatedResidualMLP(nn.Module):
+class GatedResidualMLP(_BodyHead):
     """Gated residual blocks over consecutive pairs of ``hidden``; an odd last width becomes a plain
     ``Linear -> LayerNorm -> SiLU`` tail; output ``Linear(gain 0.01)``."""
 
     def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int, gate_init: float = -2.0):
-        super().__init__()
         layers: list[nn.Module] = []
         dim = in_dim
         for d0, d1 in zip(hidden[0::2], hidden[1::2]):
@@ -72,12 +74,7 @@ class GatedResidualMLP(nn.Module):
             dim = d1
         if len(hidden) % 2:
             layers += _dense_ln_silu(dim, hidden[-1])
-            dim = hidden[-1]
-        self.body = nn.Sequential(*layers)
-        self.head = _linear(dim, out_dim, 0.01)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
+        super().__init__(layers, hidden[-1] if hidden else in_dim, out_dim)
 
 
 def gaussian_log_prob(actions: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
