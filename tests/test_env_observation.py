@@ -78,12 +78,16 @@ def bimanual_motions(bimanual: mmimic.Embodiment) -> StandInMotions:
     return StandInMotions(bimanual, [120, 90, 150], seed=1, weights=[1.0, 0.5, 2.0])
 
 
+# The published `conf_bimanual_gmr`: 5 look-ahead frames 0.2 s apart (1597 observations), 0.25 m termination.
+BIMANUAL_GMR = mmimic.EnvConfig(lookahead=5, stride=20, site_deviation=0.25)
+
+
 def test_published_layout_sizes(fullbody, bimanual) -> None:
     sizes = {}
     for name, body, config in (
         ("fullbody", fullbody, None),
         ("bimanual", bimanual, None),
-        ("bimanual_gmr", bimanual, mmimic.EnvConfig.bimanual_gmr()),
+        ("bimanual_gmr", bimanual, BIMANUAL_GMR),
     ):
         config = config or mmimic.EnvConfig()
         resolved = config.resolve(body)
@@ -107,7 +111,7 @@ def test_bimanual_observation_matches_mujoco_c(bimanual, bimanual_motions) -> No
 
 
 def test_bimanual_lookahead_observation_matches_mujoco_c(bimanual, bimanual_motions) -> None:
-    env = mmimic.ImitationEnv(bimanual, bimanual_motions, 2, "cpu", mmimic.EnvConfig.bimanual_gmr())
+    env = mmimic.ImitationEnv(bimanual, bimanual_motions, 2, "cpu", BIMANUAL_GMR)
     assert env.num_obs == 1597
     run_and_compare(env, bimanual_motions, steps=2, seed=2)
 

@@ -86,11 +86,6 @@ class EnvConfig:
             self, validation=True, site_deviation=None, site_deviation_world=None, root_deviation=None, root_angle=None
         )
 
-    @classmethod
-    def bimanual_gmr(cls) -> EnvConfig:
-        """The published `conf_bimanual_gmr`: 5 look-ahead frames 0.2 s apart (1597 observations), 0.25 m termination."""
-        return cls(lookahead=5, stride=20, site_deviation=0.25)
-
     def resolve(self, embodiment: Embodiment) -> EnvConfig:
         """A copy with every `None` filled for `embodiment` and the weight of every registered reward term."""
         full = embodiment.has_free_root
