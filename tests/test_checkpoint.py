@@ -88,7 +88,7 @@ def test_load_policy_reproduces_deterministic_actions_exactly(tmp_path, residual
     obs = torch.randn(32, 12) * 4 + 2
     policy = load_policy(path)
     assert isinstance(policy, torch.nn.Module) and not policy.training
-    assert torch.equal(policy(obs), ac.deterministic(obs))
+    assert torch.equal(policy(obs), ac.policy()(obs))
     count = policy.obs_normalizer.count.clone()
     policy(obs)
     assert torch.equal(policy.obs_normalizer.count, count)  # inference never updates statistics
@@ -97,7 +97,7 @@ def test_load_policy_reproduces_deterministic_actions_exactly(tmp_path, residual
     torch.manual_seed(5)
     sampled = stochastic(obs)
     torch.manual_seed(5)
-    expected = ac.deterministic(obs) + torch.exp(ac.log_std) * torch.randn(32, 3)
+    expected = ac.policy()(obs) + torch.exp(ac.log_std) * torch.randn(32, 3)
     torch.testing.assert_close(sampled, expected)
     assert actor_critic_from_checkpoint(load_checkpoint(path)).architecture["residual"] is residual
 

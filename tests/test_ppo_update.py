@@ -103,8 +103,8 @@ def test_log_prob_entropy_match_torch_distributions_and_normaliser_updates_first
     torch.testing.assert_close(lp, log_probs)
     torch.testing.assert_close(ent, normal.entropy().sum(-1))
     torch.testing.assert_close(v, values)
-    torch.testing.assert_close(ac.deterministic(obs), mean)
-    assert ac.obs_normalizer.count.item() == pytest.approx(64, abs=1e-5)  # evaluate / deterministic do not update
+    torch.testing.assert_close(ac.policy()(obs), mean)
+    assert ac.obs_normalizer.count.item() == pytest.approx(64, abs=1e-5)  # evaluate / policy do not update
 
 
 def bandit_rollout(ac, num_envs=64, num_steps=4, obs_dim=6):
@@ -146,10 +146,10 @@ def test_training_on_bandit_moves_policy_mean():
     ac = ActorCritic(6, 2, [32, 32], [32, 32], init_std=0.5)
     ppo = PPO(ac, PPOConfig(num_minibatches=4, lr=3e-3), "cpu")
     probe = torch.randn(256, 6)
-    before = ac.deterministic(probe)[:, 0].mean().item()
+    before = ac.policy()(probe)[:, 0].mean().item()
     for it in range(15):
         ppo.update(bandit_rollout(ac), it)
-    assert ac.deterministic(probe)[:, 0].mean().item() > before + 0.1
+    assert ac.policy()(probe)[:, 0].mean().item() > before + 0.1
 
 
 def test_non_finite_loss_and_gradient_are_skipped_and_counted():

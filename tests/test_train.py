@@ -109,7 +109,7 @@ def test_run_directory_and_policy_export(tmp_path: Path) -> None:
     trainer = Trainer(config, tmp_path / "probe", "cpu", init_checkpoint=checkpoint)
     obs = trainer.env.reset().clone()
     policy = mmimic.load_policy(checkpoints[-1])
-    assert torch.equal(policy(obs), trainer.actor_critic.deterministic(obs))
+    assert torch.equal(policy(obs), trainer.actor_critic.policy()(obs))
 
 
 def test_resume_restores_iteration_schedule_and_normaliser(tmp_path: Path) -> None:

@@ -71,7 +71,7 @@ def test_ten_line_example_drives_the_simulator(tiny_run: tuple[Trainer, Path]) -
     assert isinstance(env, mmimic.ImitationEnv) and env.obs_layout == trainer.env.obs_layout
     assert obs.shape == (4, env.num_obs) and reward.shape == (4,) and torch.isfinite(reward).all()
     probe = trainer.env.reset().clone()
-    assert torch.equal(namespace["policy"](probe), trainer.actor_critic.deterministic(probe))
+    assert torch.equal(namespace["policy"](probe), trainer.actor_critic.policy()(probe))
 
 
 def test_plot_example_draws_the_run(tiny_run: tuple[Trainer, Path], tmp_path: Path) -> None:

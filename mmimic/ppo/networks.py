@@ -155,11 +155,6 @@ class ActorCritic(nn.Module):
         return gaussian_log_prob(actions, mean, self.log_std), entropy, value
 
     @torch.no_grad()
-    def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
-        """Mean action for raw observations (statistics untouched)."""
-        return self.actor(self.obs_normalizer.normalize(obs)).float()
-
-    @torch.no_grad()
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """Critic value for raw observations (statistics untouched), e.g. the bootstrap value."""
         return self.critic(self.obs_normalizer.normalize(obs)).float().squeeze(-1)
