@@ -19,6 +19,7 @@ import numpy as np
 
 from mmimic.coupling import Coupling
 from mmimic.embodiment import Embodiment
+from mmimic.motion.kinematics import posed
 
 OPENSIM_GOLDEN = Path(__file__).resolve().parent / "data" / "opensim_leg_paths.json"
 """Lengths and moment arms of `LEG_MUSCLES` over `SWEEPS` from OpenSim 4.6 (the script beside it)."""
@@ -121,9 +122,7 @@ SEGMENT_OF = {
 def segment_sizes(embodiment: Embodiment) -> dict[str, float]:
     """Hip width and hip-knee, knee-ankle joint-centre distances (m) at the neutral pose."""
     m = embodiment.mj_model
-    data = mujoco.MjData(m)
-    data.qpos[:] = neutral_pose(embodiment)
-    mujoco.mj_kinematics(m, data)
+    data = posed(m, neutral_pose(embodiment))
     centre = {name: data.xanchor[m.joint(name).id].copy()
               for name in ("hip_flexion_r", "hip_flexion_l", "knee_angle_r", "ankle_angle_r")}
     return {

@@ -51,6 +51,14 @@ def _warp_scope(device: torch.device) -> contextlib.ExitStack:
     return stack
 
 
+def posed(model: mujoco.MjModel, qpos: np.ndarray) -> mujoco.MjData:
+    """A new MjData of `model` at `qpos` after MuJoCo kinematics (on the host)."""
+    data = mujoco.MjData(model)
+    data.qpos[:] = qpos
+    mujoco.mj_kinematics(model, data)
+    return data
+
+
 def per_frame(model: mujoco.MjModel, qpos: np.ndarray, read: Callable[[mujoco.MjData], object]) -> np.ndarray:
     """(T, ...) what `read` takes from an MjData posed by MuJoCo kinematics (on the host) at each
     frame of `qpos` (T, nq), copied; `read` may run further stages (e.g. `mj_tendon`) first."""

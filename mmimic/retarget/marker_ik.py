@@ -41,7 +41,7 @@ import mujoco
 import numpy as np
 
 from mmimic.io.markers import MarkerTrial
-from mmimic.motion.kinematics import per_frame
+from mmimic.motion.kinematics import per_frame, posed
 from mmimic.motion.resample import interpolate_columns, output_frames
 from mmimic.retarget.ik import FrameSolver, IKSettings, kinematic_model
 from mmimic.retarget.markers import Marker, MarkerSet
@@ -170,9 +170,7 @@ class _ScaledBody:
 
 def _initial_pose(body: _ScaledBody, rest: np.ndarray, observed: np.ndarray, known: np.ndarray) -> np.ndarray:
     """The rest pose moved rigidly (Kabsch) onto the markers seen in the first frame."""
-    data = mujoco.MjData(body.model)
-    data.qpos[:] = rest
-    mujoco.mj_kinematics(body.model, data)
+    data = posed(body.model, rest)
     use = known & ~np.isnan(observed[:, 0])
     model_points, seen = data.xpos[np.array(body.ids)[use]], observed[use]
     mc, sc = model_points.mean(0), seen.mean(0)

@@ -22,6 +22,7 @@ from mmimic.coupling import Coupling
 from mmimic.embodiment import Embodiment
 from mmimic.motion import MotionClip, column_names, derive_clip, fit_clip
 from mmimic.motion.floor import collision_geoms, ground, lowest_points
+from mmimic.motion.kinematics import posed
 from mmimic.motion.resample import differentiate, output_frames
 from mmimic.retarget.ik import FrameSolver, IKSettings, floor_points, kinematic_model
 from mmimic.retarget.keypoints import FULLBODY_LANDMARKS, FULLBODY_POINTS, FULLBODY_SEGMENTS, MID_HIP, SIDES, midpoint
@@ -229,9 +230,7 @@ class Retargeter:
     def _initial_pose(self, targets: Targets) -> np.ndarray:
         """The rest pose turned like the first frame's pelvis target (or facing along its hips)
         with its mid-hip point on the first frame's."""
-        model, data = self.ik_model, mujoco.MjData(self.ik_model)
-        data.qpos[:] = self.rest
-        mujoco.mj_kinematics(model, data)
+        data = posed(self.ik_model, self.rest)
         pelvis = data.xmat[self.segments["pelvis"]].reshape(3, 3)
         if "pelvis" in targets.frames:
             turn = targets.frames["pelvis"][0] @ pelvis.T

@@ -21,6 +21,7 @@ import mujoco
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
+from mmimic.motion.kinematics import posed
 from mmimic.motion.resample import interpolate_columns, output_frames
 from mmimic.retarget.keypoints import (
     BONES,
@@ -61,9 +62,7 @@ def body_geometry(
 ) -> BodyGeometry:
     """Measure the body in its rest pose `rest_qpos`: keypoint, segment and landmark names ->
     body ids (each body's origin)."""
-    data = mujoco.MjData(model)
-    data.qpos[:] = rest_qpos
-    mujoco.mj_kinematics(model, data)
+    data = posed(model, rest_qpos)
     pos = {k: data.xpos[b].copy() for k, b in {**points, **landmarks}.items()}
     lengths = {(a, b): float(np.linalg.norm(midpoint(pos, b) - midpoint(pos, a))) for a, b in BONES}
     toe = {s: FULLBODY_AXES.T @ (pos[f"toe_{s}"] - pos[f"ankle_{s}"]) for s in SIDES}
