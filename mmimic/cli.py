@@ -126,7 +126,7 @@ def _existing_ancestor(path: Path, flag: str) -> Path:
     return ancestor
 
 
-def _check_writable(directory: Path, path: Path, flag: str, free_bytes: int) -> None:
+def _check_writable(directory: Path, path: Path, flag: str, free_bytes: int = 0) -> None:
     try:  # a real write: permission bits say nothing for root, a read-only mount refuses anyone
         with tempfile.TemporaryFile(dir=directory, prefix=".mmimic-probe-"):
             pass
@@ -139,7 +139,7 @@ def _check_writable(directory: Path, path: Path, flag: str, free_bytes: int) -> 
                          f"{free_bytes / 2**20:.1f} MiB needed; free some space or write elsewhere")
 
 
-def check_output_file(path: Path, flag: str, free_bytes: int = 0) -> None:
+def check_output_file(path: Path, flag: str) -> None:
     """UsageError unless `path` can be written as a file (parents are created when written)."""
     path = Path(path)
     if path.is_dir():
@@ -147,7 +147,7 @@ def check_output_file(path: Path, flag: str, free_bytes: int = 0) -> None:
     if path.exists() and not os.access(path, os.W_OK):
         raise UsageError(f"{flag} {path}: the existing file is not writable; choose another path")
     directory = path.parent if path.parent.is_dir() else _existing_ancestor(path, flag)
-    _check_writable(directory, path, flag, free_bytes)
+    _check_writable(directory, path, flag)
 
 
 def check_output_dir(path: Path, flag: str, free_bytes: int = 0) -> None:
