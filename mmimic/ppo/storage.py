@@ -87,7 +87,7 @@ class RolloutStorage:
             self.advantages[t] = carry
         torch.add(self.advantages, self.values, out=self.returns)
 
-    def minibatches(self, num_minibatches: int, generator: torch.Generator | None = None) -> Iterator[Minibatch]:
+    def minibatches(self, num_minibatches: int) -> Iterator[Minibatch]:
         """One random permutation of the ``num_steps * num_envs`` samples in ``num_minibatches`` equal
         slices; each tensor is gathered with one index op per minibatch."""
         total = self.num_steps * self.num_envs
@@ -105,7 +105,7 @@ class RolloutStorage:
             self.advantages.view(total),
             self.returns.view(total),
         )
-        perm = torch.randperm(total, device=self.device, generator=generator)
+        perm = torch.randperm(total, device=self.device)
         for start in range(0, total, size):
             idx = perm[start : start + size]
             yield Minibatch(*(x[idx] for x in flat))
