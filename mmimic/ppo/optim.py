@@ -261,11 +261,11 @@ def build_optimizer(
     kind: str = "muon",
     lr: float = 4e-4,
     muon_weight_decay: float = 0.0,
-    adam_weight_decay: float = 0.0,
 ) -> HybridOptimizer:
     """``"muon"``: Muon (momentum 0.95, Nesterov, 5 Newton-Schulz steps, ``muon_weight_decay``) on
-    every 2-D parameter and Nesterov AdamW (0.9, 0.999, eps 1e-8, ``adam_weight_decay``) on the rest,
-    as published. ``"adam"``: plain Adam(W) on every parameter."""
+    every 2-D parameter and Nesterov Adam (0.9, 0.999, eps 1e-8, no weight decay) on the rest, as
+    published (every published configuration's ``adam_weight_decay`` is 0). ``"adam"``: plain Adam on
+    every parameter."""
     params = [p for p in model.parameters() if p.requires_grad]
     if kind == "muon":
         matrices = [p for p in params if p.ndim == 2]
@@ -274,10 +274,10 @@ def build_optimizer(
         if matrices:
             parts["muon"] = Muon(matrices, lr, weight_decay=muon_weight_decay)
         if others:
-            parts["adam"] = Adam(others, lr, weight_decay=adam_weight_decay, nesterov=True)
+            parts["adam"] = Adam(others, lr, nesterov=True)
         return HybridOptimizer(kind, parts)
     if kind == "adam":
-        return HybridOptimizer(kind, {"adam": Adam(params, lr, weight_decay=adam_weight_decay)})
+        return HybridOptimizer(kind, {"adam": Adam(params, lr)})
     raise ValueError(f"optimizer kind must be 'muon' or 'adam', got {kind!r}")
 
 
