@@ -59,12 +59,11 @@ class _DeviceStepOptimizer:
     from the host and read by the step from the device (``_neg_lr``, a 0-d tensor holding ``-lr``), so a
     changed rate neither syncs nor changes what a compiled step traced."""
 
-    def __init__(self, params: list[nn.Parameter], lr: float, weight_decay: float, eps: float, nesterov: bool):
+    def __init__(self, params: list[nn.Parameter], lr: float, eps: float, nesterov: bool):
         self.params = params
         self._neg_lr = torch.zeros((), device=params[0].device)
         self.step_count = torch.zeros((), device=params[0].device)
         self.lr = lr
-        self.weight_decay = weight_decay
         self.eps = eps
         self.nesterov = nesterov
 
@@ -113,7 +112,8 @@ class Muon(_DeviceStepOptimizer):
         for p in params:
             if p.ndim != 2:
                 raise ValueError(f"Muon takes 2-D parameters only, got shape {tuple(p.shape)}")
-        super().__init__(params, lr, weight_decay, eps, nesterov)
+        super().__init__(params, lr, eps, nesterov)
+        self.weight_decay = weight_decay
         self.momentum = momentum
         self.ns_steps = ns_steps
         by_shape: dict[tuple[int, int], list[int]] = {}
@@ -160,10 +160,10 @@ class Muon(_DeviceStepOptimizer):
 
 
 class Adam(_DeviceStepOptimizer):
-    """Adam with decoupled weight decay on flat moment buffers (optax ``adamw`` semantics):
+    """Adam on flat moment buffers (optax ``adamw`` semantics with the published weight decay 0):
     ``m, v`` moments, ``m_hat = m / (1 - b1^t)`` or with ``nesterov``
     ``m_hat = b1 m / (1 - b1^(t+1)) + (1 - b1) g / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``,
-    ``p -= lr (m_hat / (sqrt(v_hat) + eps) + weight_decay p)``. A missing gradient counts as zero.
+    ``p -= lr m_hat / (sqrt(v_hat) + eps)``. A missing gradient counts as zero.
     """
 
     def __init__(
@@ -172,10 +172,9 @@ class Adam(_DeviceStepOptimizer):
         lr: float,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
-        weight_decay: float = 0.0,
         nesterov: bool = False,
     ):
-        super().__init__(list(params), lr, weight_decay, eps, nesterov)
+        super().__init__(list(params), lr, eps, nesterov)
         self.betas = betas
         self.numels = [p.numel() for p in self.params]
         self.exp_avg = torch.zeros(sum(self.numels), device=self.step_count.device)
@@ -191,8 +190,6 @@ class Adam(_DeviceStepOptimizer):
         self.exp_avg_sq.lerp_(g.square(), okf * (1.0 - b2))
         m_hat = _momentum_estimate(self.exp_avg, g, b1, t, self.nesterov)
         update = m_hat / (torch.sqrt(self.exp_avg_sq / (1.0 - torch.pow(b2, t))) + self.eps)
-        if self.weight_decay:
-            update.add_(torch.cat([p.reshape(-1) for p in self.params]), alpha=self.weight_decay)
         update.mul_(okf * self._neg_lr)
         torch._foreach_add_(self.params, [u.view_as(p) for u, p in zip(update.split(self.numels), self.params)])
 
