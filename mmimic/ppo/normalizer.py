@@ -8,7 +8,7 @@ from torch import nn
 
 
 def all_reduce_moments(
-    count: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, group: dist.ProcessGroup | None = None
+    count: torch.Tensor, mean: torch.Tensor, var: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Merges per-rank batch moments (count, mean, population var) into the moments of the union.
 
@@ -16,11 +16,11 @@ def all_reduce_moments(
     deviations is sum(M2_i + n_i (mean_i - mean)^2), with M2_i = n_i var_i. Two all-reduces.
     """
     first = torch.cat([count.reshape(1), count * mean.reshape(-1)]).double()
-    dist.all_reduce(first, op=dist.ReduceOp.SUM, group=group)
+    dist.all_reduce(first, op=dist.ReduceOp.SUM)
     total = first[0]
     global_mean = first[1:] / total
     m2 = count * (var.reshape(-1).double() + (mean.reshape(-1).double() - global_mean) ** 2)
-    dist.all_reduce(m2, op=dist.ReduceOp.SUM, group=group)
+    dist.all_reduce(m2, op=dist.ReduceOp.SUM)
     return total, global_mean.to(mean.dtype).reshape(mean.shape), (m2 / total).to(var.dtype).reshape(var.shape)
 
 
@@ -42,12 +42,10 @@ class RunningMeanStd(nn.Module):
         self.register_buffer("var", torch.ones(self.shape))
         self.register_buffer("count", torch.tensor(initial_count, dtype=torch.float64))
         self._all_reduce = False
-        self._group: dist.ProcessGroup | None = None
 
-    def enable_all_reduce(self, group: dist.ProcessGroup | None = None) -> None:
-        """Makes every later ``update`` merge the batch statistics of all ranks of ``group``."""
+    def enable_all_reduce(self) -> None:
+        """Makes every later ``update`` merge the batch statistics of all ranks."""
         self._all_reduce = True
-        self._group = group
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
@@ -58,7 +56,7 @@ class RunningMeanStd(nn.Module):
         batch_var = x.var(dim=0, correction=0)
         if self._all_reduce:
             local_count = x.new_full((), batch_count, dtype=torch.float64)
-            batch_count, batch_mean, batch_var = all_reduce_moments(local_count, batch_mean, batch_var, self._group)
+            batch_count, batch_mean, batch_var = all_reduce_moments(local_count, batch_mean, batch_var)
         batch_var = batch_var + self.batch_var_eps
         total = self.count + batch_count
         w_old = (self.count / total).to(self.mean.dtype)
@@ -90,9 +88,9 @@ class ReturnNormalizer(nn.Module):
         self.register_buffer("returns", torch.zeros(num_envs))
         self.return_rms = RunningMeanStd((), initial_count=1e-4, batch_var_eps=0.0)
 
-    def enable_all_reduce(self, group: dist.ProcessGroup | None = None) -> None:
-        """Makes the return statistics merge across the ranks of ``group``."""
-        self.return_rms.enable_all_reduce(group)
+    def enable_all_reduce(self) -> None:
+        """Makes the return statistics merge across the ranks."""
+        self.return_rms.enable_all_reduce()
 
     @torch.no_grad()
     def forward(self, rewards: torch.Tensor, dones: torch.Tensor) -> torch.Tensor:

@@ -52,13 +52,13 @@ class PPOConfig:
     compile: str = "auto"
 
 
-def all_reduce_gradients(params: list[nn.Parameter], group: dist.ProcessGroup | None = None) -> None:
-    """Averages the gradients of ``params`` over the ranks of ``group`` in one flat all-reduce
+def all_reduce_gradients(params: list[nn.Parameter]) -> None:
+    """Averages the gradients of ``params`` over the ranks in one flat all-reduce
     (a missing gradient counts as zero)."""
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
     flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=group)
-    flat /= dist.get_world_size(group)
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= dist.get_world_size()
     for p, g in zip(params, flat.split([p.numel() for p in params])):
         p.grad = g.view_as(p)
 
