@@ -203,7 +203,7 @@ def load_policy(path: str | Path, device: str | torch.device = "cpu", sample: bo
 
 
 def check_compatible(
-    checkpoint: dict | str | Path,
+    checkpoint: dict,
     *,
     obs_layout: Sequence[tuple[str, int]],
     embodiment_name: str,
@@ -211,10 +211,6 @@ def check_compatible(
 ) -> None:
     """Raises CheckpointError listing every difference between the checkpoint's embodiment name,
     model hash and observation layout and those of the current environment."""
-    source = "checkpoint"
-    if not isinstance(checkpoint, dict):
-        source = f"checkpoint {checkpoint}"
-        checkpoint = load_checkpoint(checkpoint)
     problems = []
     if checkpoint["embodiment"] != embodiment_name:
         problems.append(f"embodiment '{checkpoint['embodiment']}' (environment: '{embodiment_name}')")
@@ -228,4 +224,4 @@ def check_compatible(
         if a != b:
             problems.append(f"observation block {i} is {a} (environment: {b})")
     if problems:
-        raise CheckpointError(f"{source} does not fit the environment: " + "; ".join(problems))
+        raise CheckpointError("checkpoint does not fit the environment: " + "; ".join(problems))

@@ -151,7 +151,7 @@ def test_bad_content_is_refused_before_writing(tmp_path):
 def test_check_compatible_names_every_difference(tmp_path):
     ac, ppo = trained()
     path = save(tmp_path / "ckpt.pt", ac, ppo)
-    check_compatible(path, obs_layout=LAYOUT, embodiment_name="myobimanualarm", model_hash="abc123")
+    check_compatible(load_checkpoint(path), obs_layout=LAYOUT, embodiment_name="myobimanualarm", model_hash="abc123")
     with pytest.raises(CheckpointError) as err:
         check_compatible(
             load_checkpoint(path),
