@@ -115,7 +115,8 @@ def muscle_activation_rate(ctrl: float, activation: float, dynprm: vec10) -> flo
 
 @wp.struct
 class MuscleParams:
-    """MuJoCo's per-muscle model parameters, each (nbatch, nu); world w reads row w % nbatch."""
+    """MuJoCo's per-muscle model parameters, each (nbatch, nu) with its own nbatch (1 unless batched over
+    worlds); world w reads row w % nbatch of each."""
 
     lengthrange: wp.array2d(dtype=wp.vec2)
     acc0: wp.array2d(dtype=float)
@@ -137,22 +138,29 @@ class MuscleData:
 
 
 @wp.func
-def hill_force(model: MuscleParams, data: MuscleData, p: int, world: int, muscle: int, activation: float) -> float:
-    """Actuator force gain * activation + bias of `muscle` in `world` with the parameters of row `p`."""
+def world_dynprm(model: MuscleParams, world: int, muscle: int) -> vec10:
+    """The activation parameters of `muscle` in `world`."""
+    return model.dynprm[world % model.dynprm.shape[0], muscle]
+
+
+@wp.func
+def hill_force(model: MuscleParams, data: MuscleData, world: int, muscle: int, activation: float) -> float:
+    """Actuator force gain * activation + bias of `muscle` in `world`, each parameter from its own row for the world."""
     length = data.actuator_length[world, muscle]
-    lengthrange, acc0 = model.lengthrange[p, muscle], model.acc0[p, muscle]
-    gain = muscle_gain(length, data.actuator_velocity[world, muscle], lengthrange, acc0, model.gainprm[p, muscle])
-    return gain * activation + muscle_bias(length, lengthrange, acc0, model.biasprm[p, muscle])
+    lengthrange = model.lengthrange[world % model.lengthrange.shape[0], muscle]
+    acc0 = model.acc0[world % model.acc0.shape[0], muscle]
+    gainprm = model.gainprm[world % model.gainprm.shape[0], muscle]
+    gain = muscle_gain(length, data.actuator_velocity[world, muscle], lengthrange, acc0, gainprm)
+    return gain * activation + muscle_bias(length, lengthrange, acc0, model.biasprm[world % model.biasprm.shape[0], muscle])
 
 
 @wp.kernel
 def mujoco_muscle_force(model: MuscleParams, data: MuscleData):
     """Activation rate and force of every muscle of every world (MuJoCo's muscle model)."""
     world, muscle = wp.tid()
-    p = world % model.gainprm.shape[0]
     a = data.act[world, muscle]
-    data.act_dot[world, muscle] = muscle_activation_rate(data.ctrl[world, muscle], a, model.dynprm[p, muscle])
-    data.actuator_force[world, muscle] = hill_force(model, data, p, world, muscle, a)
+    data.act_dot[world, muscle] = muscle_activation_rate(data.ctrl[world, muscle], a, world_dynprm(model, world, muscle))
+    data.actuator_force[world, muscle] = hill_force(model, data, world, muscle, a)
 
 
 @wp.kernel
@@ -209,13 +217,13 @@ def fatigue_muscle_force(
 ):
     """Rate of the active fraction (the activation) and the Hill force it produces."""
     world, muscle = wp.tid()
-    p = world % model.gainprm.shape[0]
     active = data.act[world, muscle]
     rates = fatigue_rates(
-        data.ctrl[world, muscle], active, resting[world, muscle], fatigued[world, muscle], model.dynprm[p, muscle], params, timestep
+        data.ctrl[world, muscle], active, resting[world, muscle], fatigued[world, muscle], world_dynprm(model, world, muscle),
+        params, timestep,
     )
     data.act_dot[world, muscle] = rates[0]
-    data.actuator_force[world, muscle] = hill_force(model, data, p, world, muscle, active)
+    data.actuator_force[world, muscle] = hill_force(model, data, world, muscle, active)
 
 
 @wp.kernel

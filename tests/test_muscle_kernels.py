@@ -91,3 +91,38 @@ def test_biasprm_differs_from_gainprm_for_two_muscles(fullbody: mmimic.Embodimen
     m = fullbody.mj_model
     differ = [fullbody.muscle_names[i] for i in range(m.nu) if not np.array_equal(m.actuator_gainprm[i], m.actuator_biasprm[i])]
     assert differ == ["SUPSP", "SUPSP_left"]
+
+
+def test_each_parameter_reads_its_own_world_batch(bimanual: mmimic.Embodiment) -> None:
+    """Only gainprm batched over 2 worlds (world 1 at half the peak force, another lmin): both worlds' forces
+    and activation rates equal MuJoCo C's with that world's parameters (the others have one row)."""
+    m = bimanual.mj_model
+    rng = np.random.default_rng(3)
+    nu = m.nu
+    gainprm = np.stack([m.actuator_gainprm, m.actuator_gainprm])
+    gainprm[1, :, 2] *= 0.5
+    gainprm[1, :, 4] = 0.6
+    lr = m.actuator_lengthrange
+    length = lr[:, 0] + (lr[:, 1] - lr[:, 0]) * rng.uniform(0.0, 1.0, (2, nu))
+    velocity, ctrl, act = rng.uniform(-0.5, 0.5, (2, nu)), rng.uniform(0, 1, (2, nu)), rng.uniform(0, 1, (2, nu))
+    inputs = {k: np.asarray(v, np.float32).astype(np.float64) for k, v in
+              {"length": length, "velocity": velocity, "ctrl": ctrl, "act": act}.items()}
+    arr = lambda a, dtype=float: wp.array(np.asarray(a, dtype=np.float32), dtype=dtype, device="cpu")  # noqa: E731
+    params = muscle.MuscleParams()
+    params.lengthrange, params.acc0 = arr(lr[None], wp.vec2), arr(m.actuator_acc0[None])
+    params.gainprm, params.biasprm = arr(gainprm, muscle.vec10), arr(m.actuator_biasprm[None], muscle.vec10)
+    params.dynprm = arr(m.actuator_dynprm[None], muscle.vec10)
+    data = muscle.MuscleData()
+    data.ctrl, data.act = arr(inputs["ctrl"]), arr(inputs["act"])
+    data.actuator_length, data.actuator_velocity = arr(inputs["length"]), arr(inputs["velocity"])
+    data.act_dot, data.actuator_force = arr(np.zeros((2, nu))), arr(np.zeros((2, nu)))
+    wp.launch(muscle.mujoco_muscle_force, dim=(2, nu), inputs=[params, data], device="cpu")
+    for w in range(2):
+        x = {k: v[w] for k, v in inputs.items()}
+        force = [mujoco.mju_muscleGain(x["length"][i], x["velocity"][i], lr[i], m.actuator_acc0[i], gainprm[w, i, :9])
+                 * x["act"][i] + mujoco.mju_muscleBias(x["length"][i], lr[i], m.actuator_acc0[i], m.actuator_biasprm[i, :9])
+                 for i in range(nu)]
+        rate = [mujoco.mju_muscleDynamics(x["ctrl"][i], x["act"][i], m.actuator_dynprm[i, :3]) for i in range(nu)]
+        peak = np.abs(gainprm[w, :, 2]) + np.abs(m.actuator_biasprm[:, 2])
+        assert np.all(np.abs(data.actuator_force.numpy()[w] - force) <= 2e-5 * peak), f"world {w}"
+        np.testing.assert_allclose(data.act_dot.numpy()[w], rate, rtol=1e-4, atol=1e-4)
