@@ -14,11 +14,9 @@ import pytest
 
 from mmimic.eval.gait import (
     EMG_TO_MUSCLES,
-    EMG_TO_MUSCLES_LEFT,
     GaitEvents,
     compare_curves,
     detect_gait_events,
-    emg_muscles,
     grf_body_weight,
     normalize_cycle,
     normalize_strides,
@@ -208,10 +206,6 @@ def test_compare_curves_single_strides_and_errors():
 def test_emg_channels_are_the_file_columns():
     emg = read_opensim_table(DATA / "electromyography.sto")
     assert list(EMG_TO_MUSCLES) == emg.labels
-    assert list(EMG_TO_MUSCLES_LEFT) == emg.labels
-    assert emg_muscles("gastrocnemius", "l") == ("gasmed_l", "gaslat_l")
-    with pytest.raises(ValueError, match="known channels"):
-        emg_muscles("deltoid")
 
 
 @pytest.fixture(scope="module")
@@ -223,9 +217,8 @@ def myofullbody():
 
 def test_emg_muscles_exist_in_myofullbody(myofullbody):
     actuators = {myofullbody.actuator(i).name for i in range(myofullbody.nu)}
-    for table in (EMG_TO_MUSCLES, EMG_TO_MUSCLES_LEFT):
-        for channel, muscles in table.items():
-            assert muscles and set(muscles) <= actuators, channel
+    for channel, muscles in EMG_TO_MUSCLES.items():
+        assert muscles and set(muscles) <= actuators, channel
 
 
 def test_coordinate_mapping_against_myofullbody(myofullbody):

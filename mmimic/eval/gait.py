@@ -9,8 +9,8 @@
   heel-strike windows, resampled on 0..100 % of the gait cycle.
 * :func:`grf_body_weight`: force in body weights.
 * :func:`compare_curves`: Pearson r and RMSE between simulated and experimental cycles.
-* :data:`EMG_TO_MUSCLES` / :data:`EMG_TO_MUSCLES_LEFT`: EMG channels of the OpenSim Moco
-  walking trial (``motions/sources/opensim_moco_walk/electromyography.sto``) to MyoFullBody
+* :data:`EMG_TO_MUSCLES`: EMG channels of the OpenSim Moco walking trial
+  (``motions/sources/opensim_moco_walk/electromyography.sto``) to MyoFullBody right-leg
   actuators (Rajagopal coordinates map onto joints by :data:`mmimic.io.opensim.COORDINATE_TO_JOINT`).
 
 Conventions: times in seconds; a gait cycle starts at a heel strike (0 %) and ends at the
@@ -26,7 +26,6 @@ import numpy as np
 
 __all__ = [
     "EMG_TO_MUSCLES",
-    "EMG_TO_MUSCLES_LEFT",
     "GRAVITY",
     "SIDES",
     "CurveComparison",
@@ -36,7 +35,6 @@ __all__ = [
     "compare_curves",
     "crossing_times",
     "detect_gait_events",
-    "emg_muscles",
     "grf_body_weight",
     "normalize_cycle",
     "normalize_strides",
@@ -327,19 +325,3 @@ EMG_TO_MUSCLES: dict[str, tuple[str, ...]] = {
     "gluteus_maximus": ("glmax1_r", "glmax2_r", "glmax3_r"),
     "gluteus_medius": ("glmed1_r", "glmed2_r", "glmed3_r"),
 }
-
-# The same mapping for the left leg (MyoFullBody mirrors the names with the suffix _l).
-EMG_TO_MUSCLES_LEFT: dict[str, tuple[str, ...]] = {
-    channel: tuple(name[: -len("_r")] + "_l" for name in muscles)
-    for channel, muscles in EMG_TO_MUSCLES.items()
-}
-
-
-def emg_muscles(channel: str, side: str = "r") -> tuple[str, ...]:
-    """MyoFullBody actuators under EMG ``channel`` for ``side`` 'r' or 'l'."""
-    table = {"r": EMG_TO_MUSCLES, "l": EMG_TO_MUSCLES_LEFT}.get(side)
-    if table is None:
-        raise ValueError(f"side must be 'r' or 'l', got {side!r}")
-    if channel not in table:
-        raise ValueError(f"unknown EMG channel {channel!r}; known channels: {', '.join(table)}")
-    return table[channel]

@@ -32,7 +32,6 @@ from mmimic.eval.gait import (
     GaitEvents,
     crossing_times,
     detect_gait_events,
-    emg_muscles,
 )
 from mmimic.io.opensim import COORDINATE_TO_JOINT
 
@@ -197,8 +196,8 @@ def simulated_gait(
     names = embodiment.muscle_names
     emg = {}
     act = np.asarray(act, dtype=np.float64)
-    for channel in EMG_TO_MUSCLES:
-        columns = [names.index(m) for m in emg_muscles(channel, "r") if m in names]
+    for channel, muscles in EMG_TO_MUSCLES.items():
+        columns = [names.index(m) for m in muscles if m in names]
         if columns:
             emg[channel] = act[:, columns].mean(axis=1)
     mass = float(model.body_subtreemass[0])
