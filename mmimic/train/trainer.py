@@ -164,7 +164,6 @@ class Trainer:
             torch.set_float32_matmul_precision("high")
         run = config.run
         torch.manual_seed(run.seed + self.rank)
-        self.generator = torch.Generator(device=self.device).manual_seed(run.seed + self.rank)
 
         check_config(config)  # a configuration built in Python, or a resumed checkpoint's, meets the same ranges
         batch = run.num_envs * run.num_steps
