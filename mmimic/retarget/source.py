@@ -17,7 +17,6 @@ class RetargetError(ValueError):
 
     def __init__(self, path: str | Path, problem: str) -> None:
         self.path = Path(path)
-        self.problem = problem
         super().__init__(f"{path}: {problem}")
 
 
