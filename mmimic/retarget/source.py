@@ -16,7 +16,6 @@ class RetargetError(ValueError):
     """A source file that cannot be retargeted; the message names the file and the problem."""
 
     def __init__(self, path: str | Path, problem: str) -> None:
-        self.path = Path(path)
         super().__init__(f"{path}: {problem}")
 
 
