@@ -22,7 +22,6 @@ class MarkerFileError(ValueError):
     """A marker file that cannot be read; the message names the file and the problem."""
 
     def __init__(self, path: str | Path, problem: str) -> None:
-        self.path = Path(path)
         super().__init__(f"{path}: {problem}")
 
 
