@@ -209,7 +209,6 @@ class BodyModel:
             )
         except (OSError, ValueError, KeyError, AttributeError, TypeError, AssertionError, pickle.UnpicklingError) as exc:
             raise RetargetError(model_file, f"smplx cannot load this {model_type.upper()} model ({exc})") from None
-        self.model_type = model_type
         self.file = model_file
         self.parents = model.parents.clone()
         with torch.no_grad():
