@@ -29,7 +29,7 @@ from mmimic.io.opensim import COORDINATE_TO_JOINT, OpenSimFormatError, OpenSimTa
 
 __all__ = ["load_experiment", "load_gait120", "load_opensim_trial", "trial_body_mass"]
 
-REQUIRED_COORDINATES = tuple(f"{c}_{s}" for s in SIDES for c in ("hip_flexion", "knee_angle", "ankle_angle"))
+COMPARED_COORDINATES = tuple(f"{c}_{s}" for s in SIDES for c in ("hip_flexion", "knee_angle", "ankle_angle"))
 REQUIRED_GRF = tuple(f"ground_force_{s}_v{a}" for s in SIDES for a in "xyz")
 
 
@@ -148,7 +148,7 @@ def _experiment(
     body_mass: float | None,
     notes: list[str],
 ) -> GaitData:
-    _require(coords, REQUIRED_COORDINATES, "inverse-kinematics")
+    _require(coords, COMPARED_COORDINATES, "inverse-kinematics")
     _require(grf, REQUIRED_GRF, "ground reaction force")
     tables = [coords, grf] + ([emg] if emg is not None else [])
     time = _common_grid(tables, notes)

@@ -52,7 +52,7 @@ OPENSIM_TO_MUJOCO = np.array([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0
 """Rotation taking OpenSim ground axes (x forward, y up, z right) to the MyoFullBody world."""
 PELVIS_BODY = "pelvis"
 PELVIS_COORDINATES = ("pelvis_tilt", "pelvis_list", "pelvis_rotation", "pelvis_tx", "pelvis_ty", "pelvis_tz")
-FOOT_BODIES = ("calcn_r", "toes_r", "calcn_l", "toes_l")
+GROUND_CONTACT_BODIES = ("calcn_r", "toes_r", "calcn_l", "toes_l")
 TOE_JOINTS = {"toes_r": "mtp_angle_r", "toes_l": "mtp_angle_l"}
 """Each toes body and the joint that lifts it (see `lift_toes`)."""
 CONVERTED_COORDINATES = tuple(
@@ -218,7 +218,7 @@ def convert_opensim(
     mj_model = embodiment.mj_model
     if embodiment.free_joint is None:
         raise ValueError(f"embodiment {embodiment.name!r} has no free root; convert to the full body, then derive")
-    absent = [b for b in (PELVIS_BODY, *FOOT_BODIES) if mujoco.mj_name2id(mj_model, mujoco.mjtObj.mjOBJ_BODY, b) < 0]
+    absent = [b for b in (PELVIS_BODY, *GROUND_CONTACT_BODIES) if mujoco.mj_name2id(mj_model, mujoco.mjtObj.mjOBJ_BODY, b) < 0]
     absent += [j for j in TOE_JOINTS.values() if j not in embodiment.joint_names]
     if absent:
         raise ValueError(f"embodiment {embodiment.name!r} lacks {', '.join(absent)}: the converter targets MyoFullBody")
@@ -310,11 +310,11 @@ def _ground(model: mujoco.MjModel, qpos: np.ndarray, z_col: int, report: Convers
     then dip below it bend at the MTP joint (`lift_toes`); frames whose feet still penetrate
     (an MTP at its range's end) have their root raised by the depth, as MuscleMimic's
     retargeting does."""
-    rear_feet = tuple(b for b in FOOT_BODIES if b not in TOE_JOINTS)
+    rear_feet = tuple(b for b in GROUND_CONTACT_BODIES if b not in TOE_JOINTS)
     report.height_offset = -float(lowest_points(model, qpos, body_geoms(model, rear_feet)).min())
     qpos[:, z_col] += report.height_offset
     report.lifted_toes = lift_toes(model, qpos)
-    depth = np.maximum(0.0, -lowest_points(model, qpos, body_geoms(model, FOOT_BODIES)))
+    depth = np.maximum(0.0, -lowest_points(model, qpos, body_geoms(model, GROUND_CONTACT_BODIES)))
     qpos[:, z_col] += depth
     report.raised_frames = (int(np.count_nonzero(depth)), float(depth.max()))
 

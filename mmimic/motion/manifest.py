@@ -28,7 +28,7 @@ SPLITS = ("train", "test")
 DEFAULT_CATEGORY = "other"
 _KEYS = {"weight", "split", "description", "category", "source", "sha1"}
 _CATEGORY = re.compile(r"[a-z][a-z0-9_]*")
-_SHA1 = re.compile(r"[0-9a-f]{40}")
+SHA1_HEX = re.compile(r"[0-9a-f]{40}")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -92,7 +92,7 @@ def _table_problems(table: dict, directory: Path) -> tuple[dict[str, dict], list
         if not isinstance(entry.get("source", ""), str):
             problems.append(f"{where}.source must be a string")
         sha1 = entry.get("sha1", "")
-        if not isinstance(sha1, str) or (sha1 and not _SHA1.fullmatch(sha1)):
+        if not isinstance(sha1, str) or (sha1 and not SHA1_HEX.fullmatch(sha1)):
             problems.append(f"{where}.sha1 must be 40 lowercase hex digits, got {sha1!r}")
     return clips, problems
 

@@ -28,12 +28,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmimic.motion.manifest import SHA1_HEX
 from mmimic.retarget.source import RetargetError, read_toml
 
 _REQUIRED = ("file", "sha1", "repository", "commit", "path", "category", "description")
 _OPTIONAL = ("label", "cmu_trial", "fps")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
-_SHA1 = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def read_catalog(path: str | Path) -> Catalog:
         problems += [f"{where}: missing {k!r}" for k in _REQUIRED if k not in entry]
         problems += [f"{where}.{k} must be a string" for k in _REQUIRED + _OPTIONAL[:2]
                      if k in entry and not isinstance(entry[k], str)]
-        if isinstance(entry.get("sha1"), str) and not _SHA1.fullmatch(entry["sha1"]):
+        if isinstance(entry.get("sha1"), str) and not SHA1_HEX.fullmatch(entry["sha1"]):
             problems.append(f"{where}.sha1 must be 40 lowercase hex digits")
         if isinstance(entry.get("category"), str) and not _NAME.fullmatch(entry["category"]):
             problems.append(f"{where}.category must be a lowercase identifier")
