@@ -60,6 +60,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="the experimental subject's mass in kg (default: estimated from the force plates)",
     )
+    gait.add_argument("--markers", type=Path, default=None,
+                      help="a C3D experiment's marker set (.toml marker map or OpenSim .osim) naming its foot and "
+                           "pelvis markers (default models/markers/vicon_lower_body.toml)")
+    gait.add_argument("--up", choices=("y", "z"), default=None,
+                      help="a C3D experiment's vertical axis (default: its POINT:Y_SCREEN)")
     gait.add_argument("--side", choices=("r", "l"), default="r", help="foot whose strides define the cycle")
     gait.add_argument("--no-gait", action="store_true", help="skip the gait comparison")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
@@ -197,7 +202,7 @@ def _experiments(args: argparse.Namespace, body, load_experiment) -> tuple[list,
                 "for a gait comparison"
             )
         return [], f"embodiment {body.name!r} has no feet"
-    return load_experiment(args.experiment or DEFAULT_EXPERIMENT, args.body_mass), ""
+    return load_experiment(args.experiment or DEFAULT_EXPERIMENT, args.body_mass, args.markers, args.up), ""
 
 
 def _gait(result, experiments: list, side: str) -> tuple[dict, dict[str, str]]:

@@ -187,6 +187,21 @@ def test_c3d_plates_per_foot_for_gait_comparison(monkeypatch, fullbody):
         trial.stride_windows("r")  # one plate strike per foot: no heel-strike-to-heel-strike stride
 
 
+def test_c3d_experiment_takes_the_labs_marker_set(monkeypatch, fullbody, tmp_path):
+    """A C3D experiment's feet are told apart by the marker set given with --markers: a set whose
+    labels the trial lacks is refused naming the flag; a directory experiment refuses the flag."""
+    from mmimic.eval.gait import GaitDataError
+    from mmimic.eval.human_data import load_experiment
+
+    monkeypatch.setattr(mmimic, "load_embodiment", lambda name: fullbody)
+    other_lab = tmp_path / "other_lab.toml"
+    other_lab.write_text('[markers.RHEEL]\nbody = "calcn_r"\nlocation = [0.0, 0.0, 0.0]\n')
+    with pytest.raises(GaitDataError, match=r"right foot markers of other_lab.toml.*--markers"):
+        load_experiment(C3D, body_mass=70.0, markers=other_lab)
+    with pytest.raises(GaitDataError, match="C3D experiment only"):
+        load_experiment(tmp_path, markers=other_lab)
+
+
 def test_static_trial_registration_agrees_with_first_frames(body, moco):
     """Registering on a static trial (here 0.3 s of the walk's middle, every marker seen) gives
     the legs the scale the first-frames registration gives, and the same markers placed."""

@@ -247,14 +247,18 @@ def load_gait120(directory: str | Path, body_mass: float | None = None) -> list[
     return trials
 
 
-def load_experiment(path: str | Path, body_mass: float | None = None) -> list[GaitData]:
-    """A Gait120-style directory (any ``*_ik.mot``), an OpenSim trial directory or a C3D file
-    (its force plates: :func:`mmimic.eval.lab_trial.load_c3d_trial`)."""
+def load_experiment(path: str | Path, body_mass: float | None = None, markers: str | Path | None = None,
+                    up: str | None = None) -> list[GaitData]:
+    """A Gait120-style directory (any ``*_ik.mot``), an OpenSim trial directory or a C3D file (its force
+    plates, feet told apart by the marker set `markers` with vertical axis `up`:
+    :func:`mmimic.eval.lab_trial.load_c3d_trial`)."""
     path = Path(path)
     if path.is_file() and path.suffix.lower() == ".c3d":
-        from mmimic.eval.lab_trial import load_c3d_trial
+        from mmimic.eval.lab_trial import VICON_MAP, load_c3d_trial
 
-        return [load_c3d_trial(path, body_mass)]
+        return [load_c3d_trial(path, body_mass, markers or VICON_MAP, up)]
+    if markers is not None or up is not None:
+        raise GaitDataError(f"{path}: --markers and --up apply to a C3D experiment only")
     if not path.is_dir():
         raise GaitDataError(
             f"{path}: experimental data must be a directory: an OpenSim trial (coordinates, GRF and EMG "
