@@ -159,5 +159,7 @@ def test_simulated_gait_forces_events_and_activations(fullbody, clip, trial) -> 
     assert set(comparison.emg) == set(EMG_TO_MUSCLES)
     summary = comparison.summary()
     assert summary["grf_body_weight"]["mean_r"] is not None
+    left = compare_gait(sim, sim, side="l")  # right-leg EMG over left-foot cycles would mislead
+    assert left.grf and not left.emg and any("right-leg muscles" in note for note in left.notes)
     with pytest.raises(GaitDataError, match="act must be"):
         simulated_gait(fullbody, clip.qpos, qvel, act[:, :3], clip.fps)

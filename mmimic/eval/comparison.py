@@ -115,7 +115,10 @@ def compare_gait(
         notes.append(f"GRF: skipped ({sim.name if side not in sim.grf else 'an experiment'} has no forces)")
 
     channels = [c for c in sim.emg if all(c in e.emg for e in exps)]
-    if not channels:
+    if channels and side != "r":  # EMG_TO_MUSCLES maps right-leg muscles
+        notes.append("EMG: skipped (the channels are right-leg muscles; compared over right-foot cycles only)")
+        channels = []
+    elif not channels:
         notes.append("EMG: skipped (no channel in both)")
     emg = compare(lambda d, k: d.emg[k], channels, "EMG")
     if constant:
