@@ -153,11 +153,12 @@ class Trainer:
         reset_std: float | None = None,
     ) -> None:
         self.config = config
+        # The device first: under torchrun a bare "cuda" is this rank's GPU, set before NCCL starts.
+        self.device = torch.device(resolve_device(device))
         self.rank, self.world_size = distributed_rank()
         self.is_main = self.rank == 0
         self.console = console or Console()
         self.paths = RunPaths(run_dir)
-        self.device = torch.device(resolve_device(device))  # under torchrun a bare "cuda" is this rank's GPU
         limit_cpu_threads(self.device)
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -239,6 +240,9 @@ class Trainer:
         last_saved: Path | None = None
         stats = EpisodeStats(self.device, self.clip_stats)
         obs = self.env.reset()
+        if self.ppo.compiled and self.is_main and self.iteration < iterations:
+            self.console.print("ppo.compile: the first iteration compiles the PPO update with torch.compile "
+                               "(minutes on a CPU, less on a GPU); later iterations reuse it")
         try:
             with RunLogger(self.paths.root, iterations, self.console, enabled=self.is_main) as logger:
                 while self.iteration < iterations and not self._stop_agreed():
