@@ -125,27 +125,27 @@ class _Frames:
 def _play(setup, max_steps: int | None) -> _Frames:
     import torch
 
-    from mmimic.eval.rollout import reference_frames
-
     env, library = setup.env, setup.library
     length = int(library.clip_length[0])
     steps = length - 1 if max_steps is None else min(max_steps, length - 1)
-    reference = reference_frames(library, torch.zeros(1), steps + 1, env.root_qpos_adr)["ref_qpos"][0]
     frames = _Frames()
+
+    def record() -> None:
+        frames.qpos.append(env.sim.qpos[0].cpu().numpy().copy())
+        frames.ref_qpos.append(env.ref_qpos[0].cpu().numpy().copy())  # the environment's re-centred reference
+        frames.act.append(env.sim.act[0].cpu().numpy().copy())
+
     obs = env.start_at(torch.zeros(1, dtype=torch.int64))
-    frames.qpos.append(env.sim.qpos[0].cpu().numpy().copy())
-    frames.act.append(env.sim.act[0].cpu().numpy().copy())
+    record()
     for k in range(1, steps + 1):
         obs, _, done, info = env.step(setup.policy(obs))
         frames.steps = k
         if bool(done[0]):  # the world was reset: its last state is gone
             frames.ending = "terminated (deviation from the reference)" if bool(info["terminated"][0]) else "clip ended"
             break
-        frames.qpos.append(env.sim.qpos[0].cpu().numpy().copy())
-        frames.act.append(env.sim.act[0].cpu().numpy().copy())
+        record()
     else:
         frames.ending = f"stopped at --steps {steps}"
-    frames.ref_qpos = list(reference[: len(frames.qpos)])
     return frames
 
 

@@ -126,3 +126,16 @@ def test_play_writes_a_playable_mp4(bimanual_checkpoint: Path, tmp_path: Path) -
     frame = reader.get_data(0)
     reader.close()
     assert frame.shape == (64, 96, 3) and frame.std() > 1.0  # a rendered image, not a blank
+
+
+def test_play_ghost_is_the_clips_reference_at_each_recorded_state(bimanual_checkpoint: Path) -> None:
+    """The ghost's poses are the clip's frames 0, 1, ... (re-centred as evaluation re-centres them), one per state."""
+    from mmimic.eval.rollout import TerminationThresholds, prepare, reference_frames
+
+    clip = REPO / "motions" / "bimanual" / "opensim_walk.npz"
+    setup = prepare(bimanual_checkpoint, [clip], num_envs=1, device="cpu",
+                    thresholds=TerminationThresholds(no_termination=True))
+    frames = load_runner("play")._play(setup, 6)
+    assert frames.steps == 6 and len(frames.ref_qpos) == len(frames.qpos) == 7
+    truth = reference_frames(setup.library, torch.zeros(1), 7, setup.env.root_qpos_adr)["ref_qpos"][0]
+    np.testing.assert_allclose(np.array(frames.ref_qpos), truth, rtol=0, atol=1e-6)
