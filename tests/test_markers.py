@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import mujoco
@@ -83,6 +84,25 @@ def test_trc_walk_follows_opensim_ik(body, runner, tmp_path):
     _compare(model, qpos, MOCO / "ik_opensim46_scaled_model.mot", 0.0, bounds)
     bounds[2] = ("ankle_angle", 0.9, None)
     _compare(model, qpos, MOCO / "coordinates_full_trial_100hz.mot", 0.0, bounds)
+
+
+def test_locked_coordinates_are_held_at_their_myofullbody_joints(body, tmp_path):
+    """A locked OpenSim coordinate is held at the MyoFullBody joint COORDINATE_TO_JOINT maps it to
+    (lumbar_extension -> flex_extension at default / 1.875); one the body lacks is named, not held."""
+    model, _ = body
+    text = (MOCO / "subject_walk_scaled.osim").read_text()
+    for name, value in (("lumbar_extension", "0.3"), ("pelvis_tilt", "0.1")):
+        start = text.index(f'<Coordinate name="{name}">')
+        end = text.index("</Coordinate>", start)
+        block = re.sub(r"<locked>\s*\w+\s*</locked>", "<locked>true</locked>", text[start:end])
+        block = re.sub(r"<default_value>[^<]*</default_value>", f"<default_value>{value}</default_value>", block)
+        text = text[:start] + block + text[end:]
+    path = tmp_path / "locked.osim"
+    path.write_text(text)
+    marker_set = read_marker_set(path, model)
+    assert marker_set.held["flex_extension"] == pytest.approx(0.3 / 1.875)
+    assert "lumbar_extension" not in marker_set.held
+    assert any("pelvis_tilt have no joint in the body" in note for note in marker_set.notes)
 
 
 def test_runner_refuses_markers_without_a_marker_set(runner, capsys, tmp_path):

@@ -32,6 +32,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
+from mmimic.io.opensim import COORDINATE_TO_JOINT, JointMapping
 from mmimic.retarget.source import RetargetError, read_toml
 
 BODY_ALIASES = {"hand_r": "lunate_r", "hand_l": "lunate_l"}
@@ -125,14 +126,20 @@ WELDED_COORDINATES = {f"{joint}_{side}": f"{joint}_angle_{side}" for joint in ("
 """OpenSim joints a model may weld (Rajagopal's subtalar) -> the MyoFullBody joint they would move."""
 
 
-def _held_joints(root: ET.Element, model: mujoco.MjModel) -> dict[str, float]:
-    """MyoFullBody joints the OpenSim model welds (`WELDED_COORDINATES`, at 0) or whose
-    coordinate it locks (at its default value, rad)."""
+def _held_joints(root: ET.Element, model: mujoco.MjModel) -> tuple[dict[str, float], list[str]]:
+    """MyoFullBody joints the OpenSim model welds (`WELDED_COORDINATES`, at 0) or whose coordinate it
+    locks (at its default value, rad, mapped by `COORDINATE_TO_JOINT`), and the locked coordinates
+    the body has no joint for."""
     held = {WELDED_COORDINATES[j.get("name", "")]: 0.0 for j in root.iter("WeldJoint") if j.get("name") in WELDED_COORDINATES}
+    unmatched = []
     for coordinate in root.iter("Coordinate"):
         if (coordinate.findtext("locked") or "").strip().lower() == "true":
-            held[coordinate.get("name", "")] = float(coordinate.findtext("default_value") or 0.0)
-    return {j: v for j, v in held.items() if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, j) >= 0}
+            name = coordinate.get("name", "")
+            mapping = COORDINATE_TO_JOINT.get(name, JointMapping(name, 1.0))
+            held[mapping.joint] = mapping.scale * float(coordinate.findtext("default_value") or 0.0)
+            if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, mapping.joint) < 0:
+                unmatched.append(name)
+    return {j: v for j, v in held.items() if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, j) >= 0}, unmatched
 
 
 def read_osim_markers(path: str | Path, model: mujoco.MjModel) -> MarkerSet:
@@ -163,9 +170,11 @@ def read_osim_markers(path: str | Path, model: mujoco.MjModel) -> MarkerSet:
     if unscaled:
         notes.append(f"{path.name}: bodies {', '.join(sorted(unscaled))} have no joint offset to measure; "
                      f"their markers are taken at the typical scale {typical:.3f}")
-    held = _held_joints(root, model)
+    held, unmatched = _held_joints(root, model)
     if held:
         notes.append(f"{path.name}: the model welds or locks {', '.join(held)}; held there")
+    if unmatched:
+        notes.append(f"{path.name}: locked coordinates {', '.join(unmatched)} have no joint in the body; not held")
     return MarkerSet(path, markers, notes, {BODY_ALIASES.get(b, b): s for b, s in scales.items()}, typical, held)
 
 
