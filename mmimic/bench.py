@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import resource
@@ -205,10 +206,12 @@ def minibatch_update_ops(num_obs: int, num_actions: int, network: NetworkConfig,
     batch = Minibatch(torch.randn(batch_size, num_obs), torch.randn(batch_size, num_actions),
                       torch.randn(batch_size), torch.randn(batch_size), torch.randn(batch_size),
                       torch.randn(batch_size))
-    # imported here: heavy, and only needed here
-    from torch._inductor import config as inductor_config
+    context = contextlib.nullcontext()
+    if compiled:  # imported here: heavy, and needed only to name each kernel inductor generates
+        from torch._inductor import config as inductor_config
 
-    with inductor_config.patch({"cpp.enable_kernel_profile": True}):  # names each generated kernel
+        context = inductor_config.patch({"cpp.enable_kernel_profile": True})
+    with context:
         ppo.minibatch_step(batch)  # a first step builds lazy state (and compiles); the second is counted
         counts = step_ops(ppo, batch)
     if not compiled:
