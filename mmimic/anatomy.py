@@ -22,7 +22,7 @@ from mmimic.embodiment import Embodiment
 from mmimic.motion.kinematics import posed
 
 OPENSIM_GOLDEN = Path(__file__).resolve().parent / "data" / "opensim_leg_paths.json"
-"""Lengths and moment arms of `LEG_MUSCLES` over `SWEEPS` from OpenSim 4.6 (the script beside it)."""
+"""Lengths and moment arms of `LEG_MUSCLES` over `SWEEPS` from OpenSim 4.6 (made by tests/golden/make_opensim_golden.py)."""
 
 LEG_MUSCLES = (
     "recfem_r", "vasint_r", "vaslat_r", "vasmed_r", "bflh_r", "bfsh_r", "semimem_r", "semiten_r",
