@@ -55,6 +55,8 @@ CLIP = REPO / "motions/bimanual/opensim_walk.npz"
         ("env.site_deviaton=0.2", "unknown key 'env.site_deviaton' \\(did you mean 'site_deviation'\\?\\)"),
         ("env.horizon=long", "env.horizon must be int, got 'long'"),
         ("env.touch=1", "env.touch must be bool, got 1"),
+        ("env.muscle_channels=5", "env.muscle_channels must be a list, got 5"),
+        ('env.reward_weights.rpos="abc"', "env.reward_weights.rpos must be float, got 'abc'"),
     ],
 )
 def test_bad_overrides_are_refused_by_name(override: str, message: str) -> None:

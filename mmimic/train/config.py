@@ -270,15 +270,15 @@ def _apply_table(config: Any, table: dict[str, Any], source: str, prefix: tuple[
 def _set(config: Any, path: list[str], value: Any, source: str) -> None:
     if ".".join(path) in DERIVED_KEYS:
         return
-    target = config
+    target, kind = config, type(config)
     for part in path[:-1]:
         if not dataclasses.is_dataclass(target) or not hasattr(target, part):
             known = [f.name for f in dataclasses.fields(target)] if dataclasses.is_dataclass(target) else []
             raise ConfigError(f"{source}: unknown configuration section {'.'.join(path[:-1])!r}{nearest(part, known)}")
-        target = getattr(target, part)
+        target, kind = getattr(target, part), typing.get_type_hints(type(target))[part]
     name = path[-1]
-    if isinstance(target, dict):  # env.reward_weights: the names are checked by the environment
-        target[name] = value
+    if isinstance(target, dict):  # env.reward_weights: the names are checked by the environment, the values here
+        target[name] = _coerce(value, typing.get_args(kind)[1], f"{source}: {'.'.join(path)}")
         return
     fields = {f.name: f for f in dataclasses.fields(target)}
     if name not in fields:
@@ -291,8 +291,8 @@ def _coerce(value: Any, kind: Any, where: str) -> Any:
     if typing.get_origin(kind) is types.UnionType:  # `T | None` (EnvConfig): None is never given
         kind = next(k for k in typing.get_args(kind) if k is not type(None))
     origin = typing.get_origin(kind)
-    if origin is list:
-        (item,) = typing.get_args(kind)
+    if origin in (list, tuple):  # list[T] or tuple[T, ...], kept as the list TOML gives
+        item = typing.get_args(kind)[0]
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be a list, got {value!r}")
         return [_coerce(v, item, where) for v in value]
