@@ -35,6 +35,7 @@ from mmimic.bench import (
     training_throughput,
 )
 from mmimic.cli import check_output_file, run_main
+from mmimic.ppo.ppo import compile_enabled
 from mmimic.simulator import resolve_device
 from mmimic.train.config import PRESETS, preset_for, resolve_config
 from mmimic.train.trainer import limit_cpu_threads
@@ -65,6 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=20, help="timed control steps per count (default 20)")
     parser.add_argument("--preset", default=None, help="training preset (default: the published one on a GPU, cpu otherwise)")
     parser.add_argument("--iterations", type=int, default=2, help="timed training iterations per count (default 2)")
+    parser.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                        help="ppo.compile for the training part (auto: on for CUDA; each count compiles its own update "
+                             "in its untimed first iteration)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="physics and environment timed alternately this many times; the fastest of each kept (default 3)")
     parser.add_argument("--motions", nargs="+", type=Path, default=None, help="motion directories (default motions/<embodiment>)")
@@ -88,7 +92,7 @@ def measure(embodiment: mmimic.Embodiment, count: int, args: argparse.Namespace)
     device = args.device
     limit_cpu_threads(torch.device(device))
     preset = args.preset or preset_for(embodiment.name, device.startswith("cuda"))
-    config = resolve_config(embodiment.name, preset, overrides=[f"run.num_envs={count}"])
+    config = resolve_config(embodiment.name, preset, overrides=[f"run.num_envs={count}", f"ppo.compile={args.compile}"])
     batch = count * config.run.num_steps
     config.ppo.num_minibatches = math.gcd(config.ppo.num_minibatches, batch)
     if device.startswith("cuda"):
@@ -111,6 +115,7 @@ def measure(embodiment: mmimic.Embodiment, count: int, args: argparse.Namespace)
     return {
         "num_envs": count,
         "preset": preset,
+        "ppo_compiled": compile_enabled(config.ppo.compile, torch.device(device)),
         "physics_steps_per_s": physics.steps_per_second,
         "physics_ms_per_step": physics.seconds_per_step * 1e3,
         "env_steps_per_s": environment.steps_per_second,
